@@ -1,0 +1,258 @@
+"""Keras layers for I3D that convert to LiteRT builtin ops.
+
+TensorFlow's `MaxPool3D` and `AvgPool3D` are not LiteRT builtins: the TF 2.21
+converter emits them as Flex ops, which the standalone `ai-edge-litert` runtime
+lacks. Both poolings are separable, so each 3D pooling is computed here as a 2D
+pooling over (height, width) followed by a 2D pooling over (time, 1) on a
+reshaped tensor. For max pooling with TensorFlow "SAME" padding this is exact
+(the maximum of maxima, padding ignored per axis); for average pooling it is
+exact up to float rounding (the mean of means over equal-count windows, and TF
+excludes padding from the count per axis).
+
+Reference: Carreira & Zisserman, "Quo Vadis, Action Recognition? A New Model
+and the Kinetics Dataset", CVPR 2017.
+"""
+
+import keras
+import tensorflow as tf
+
+_PACKAGE = "i3d_keras"
+
+
+def _triple(value, name):
+    if isinstance(value, int):
+        return (value, value, value)
+    value = tuple(int(v) for v in value)
+    if len(value) != 3:
+        raise ValueError(
+            f"`{name}` must be an int or 3 ints (time, height, width). "
+            f"Received: {name}={value}"
+        )
+    return value
+
+
+def _pool_output_length(length, size, stride, padding):
+    if length is None:
+        return None
+    if padding == "same":
+        return -(-length // stride)
+    return max((length - size) // stride + 1, 0)
+
+
+def _sliding_mean(x, axis, size):
+    """Mean over windows of `min(size, length)` along `axis`, stride 1, valid."""
+    if size == 1:
+        return x
+    length = tf.shape(x)[axis]
+    window = tf.minimum(size, length)
+    rank = len(x.shape)
+    zero_shape = tf.tensor_scatter_nd_update(tf.shape(x), [[axis]], [1])
+    sums = tf.concat([tf.zeros(zero_shape, x.dtype), tf.cumsum(x, axis=axis)], axis)
+    out_len = length - window + 1
+
+    def along_axis(start):
+        begin = tf.tensor_scatter_nd_update(tf.zeros([rank], tf.int32), [[axis]], [start])
+        size_ = tf.tensor_scatter_nd_update(-tf.ones([rank], tf.int32), [[axis]], [out_len])
+        return tf.slice(sums, begin, size_)
+
+    return (along_axis(window) - along_axis(0)) / tf.cast(window, x.dtype)
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class Pooling3D(keras.layers.Layer):
+    """3D max or average pooling built from LiteRT builtin 2D poolings.
+
+    Numerically the same as `keras.layers.MaxPooling3D` /
+    `keras.layers.AveragePooling3D` (TensorFlow padding semantics), but converts
+    to `MAX_POOL_2D` / `AVERAGE_POOL_2D` and `RESHAPE` only.
+
+    Args:
+        pool_size: int or `(time, height, width)`.
+        strides: int or `(time, height, width)`; defaults to `pool_size`.
+        padding: `"same"` or `"valid"`.
+        mode: `"max"` or `"avg"`.
+        adaptive: average pooling with stride 1 and "valid" padding only: a
+            window larger than the input along an axis is shrunk to the input's
+            length there (a global mean along that axis), decided at run time,
+            so that dynamic shapes work too. Used by the I3D logits head for
+            clips shorter than the paper's 9 frames or frames smaller than 224
+            pixels; where the input is at least the window, the result is the
+            plain average pooling. Computed from cumulative sums (`CUMSUM`,
+            `SLICE`: LiteRT builtins).
+
+    Input shape: `[batch, time, height, width, channels]`.
+
+    Example:
+
+    >>> layer = Pooling3D((1, 3, 3), strides=(1, 2, 2), padding="same")
+    >>> layer(tf.zeros([2, 4, 32, 32, 8])).shape
+    TensorShape([2, 4, 16, 16, 8])
+    """
+
+    def __init__(
+        self,
+        pool_size,
+        strides=None,
+        padding="same",
+        mode="max",
+        adaptive=False,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.pool_size = _triple(pool_size, "pool_size")
+        self.strides = _triple(strides if strides is not None else pool_size, "strides")
+        padding = padding.lower()
+        if padding not in ("same", "valid"):
+            raise ValueError(
+                f"`padding` must be 'same' or 'valid'. Received: padding={padding!r}"
+            )
+        if mode not in ("max", "avg"):
+            raise ValueError(f"`mode` must be 'max' or 'avg'. Received: mode={mode!r}")
+        self.padding = padding
+        self.mode = mode
+        self.adaptive = bool(adaptive)
+        if self.adaptive and (mode != "avg" or padding != "valid" or self.strides != (1, 1, 1)):
+            raise ValueError(
+                "`adaptive=True` needs mode='avg', padding='valid' and strides 1. "
+                f"Received: mode={mode!r}, padding={padding!r}, strides={self.strides}"
+            )
+        self.input_spec = keras.layers.InputSpec(ndim=5)
+
+    def _window(self, shape):
+        if not self.adaptive:
+            return self.pool_size
+        return tuple(
+            k if n is None else max(1, min(k, n))
+            for k, n in zip(self.pool_size, shape[1:4])
+        )
+
+    def _pool2d(self, x, ksize, strides):
+        if tuple(ksize) == (1, 1) and tuple(strides) == (1, 1):
+            return x
+        pool = tf.nn.max_pool2d if self.mode == "max" else tf.nn.avg_pool2d
+        return pool(x, ksize=list(ksize), strides=list(strides), padding=self.padding.upper())
+
+    def call(self, inputs):
+        if self.adaptive:
+            x = inputs
+            for axis, size in zip((1, 2, 3), self.pool_size):
+                x = _sliding_mean(x, axis, size)
+            x.set_shape(self.compute_output_shape(inputs.shape))
+            return x
+        kt, kh, kw = self._window(inputs.shape)
+        st, sh, sw = self.strides
+        shape = tf.shape(inputs)
+        batch, time, channels = shape[0], shape[1], inputs.shape[-1] or shape[4]
+        # Spatial pooling on [batch * time, height, width, channels].
+        x = tf.reshape(inputs, tf.stack([-1, shape[2], shape[3], channels]))
+        x = self._pool2d(x, (kh, kw), (sh, sw))
+        out_h, out_w = tf.shape(x)[1], tf.shape(x)[2]
+        # Temporal pooling on [batch, time, height * width, channels].
+        x = tf.reshape(x, tf.stack([batch, time, out_h * out_w, channels]))
+        x = self._pool2d(x, (kt, 1), (st, 1))
+        x = tf.reshape(x, tf.stack([batch, tf.shape(x)[1], out_h, out_w, channels]))
+        x.set_shape(self.compute_output_shape(inputs.shape))
+        return x
+
+    def compute_output_shape(self, input_shape):
+        window = self._window(input_shape)
+        dims = [
+            _pool_output_length(n, k, s, self.padding)
+            for n, k, s in zip(input_shape[1:4], window, self.strides)
+        ]
+        return (input_shape[0], *dims, input_shape[4])
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            pool_size=self.pool_size,
+            strides=self.strides,
+            padding=self.padding,
+            mode=self.mode,
+            adaptive=self.adaptive,
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class Mean(keras.layers.Layer):
+    """Mean over the given axes; a named, serialisable `keras.ops.mean`.
+
+    Used for the I3D head: the logits are averaged over time (DeepMind's
+    `averaged_logits`) and, for frames larger than 224 pixels, over the
+    remaining spatial positions (DeepMind squeezes a 1x1 map there).
+
+    Args:
+        axis: int or tuple of ints (batch axis excluded from the count: axis 1
+            is the first non-batch axis).
+        keepdims: keep the reduced axes with length 1.
+
+    Example:
+
+    >>> Mean(axis=(1, 2, 3))(tf.ones([2, 4, 3, 3, 10])).shape
+    TensorShape([2, 10])
+    """
+
+    def __init__(self, axis, keepdims=False, **kwargs):
+        super().__init__(**kwargs)
+        self.axis = tuple(axis) if isinstance(axis, (list, tuple)) else (int(axis),)
+        self.keepdims = bool(keepdims)
+
+    def call(self, inputs):
+        return keras.ops.mean(inputs, axis=self.axis, keepdims=self.keepdims)
+
+    def compute_output_shape(self, input_shape):
+        axes = {a % len(input_shape) for a in self.axis}
+        if self.keepdims:
+            return tuple(1 if i in axes else n for i, n in enumerate(input_shape))
+        return tuple(n for i, n in enumerate(input_shape) if i not in axes)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(axis=self.axis, keepdims=self.keepdims)
+        return config
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class WeightedSum(keras.layers.Layer):
+    """Weighted sum of same-shaped tensors: the two-stream logit fusion.
+
+    The paper adds the RGB and flow logits with equal weights at test time;
+    other weights can be given (e.g. tuned on a validation split).
+
+    Args:
+        weights_per_input: one float per input; default all ones (plain sum).
+
+    Example:
+
+    >>> WeightedSum([1.0, 1.5])([tf.ones([1, 3]), tf.ones([1, 3])]).numpy()
+    array([[2.5, 2.5, 2.5]], dtype=float32)
+    """
+
+    def __init__(self, weights_per_input=None, **kwargs):
+        super().__init__(**kwargs)
+        self.weights_per_input = (
+            None if weights_per_input is None else [float(w) for w in weights_per_input]
+        )
+
+    def call(self, inputs):
+        if not isinstance(inputs, (list, tuple)):
+            inputs = [inputs]
+        weights = self.weights_per_input or [1.0] * len(inputs)
+        if len(weights) != len(inputs):
+            raise ValueError(
+                f"Expected one weight per input ({len(inputs)} inputs). "
+                f"Received: weights_per_input={weights}"
+            )
+        total = inputs[0] if weights[0] == 1.0 else inputs[0] * weights[0]
+        for x, w in zip(inputs[1:], weights[1:]):
+            total = total + (x if w == 1.0 else x * w)
+        return total
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0] if isinstance(input_shape, list) else input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(weights_per_input=self.weights_per_input)
+        return config
