@@ -1,0 +1,163 @@
+"""Process-pool map with a progress line (ETA) shared by the data tools.
+
+Private helper for `i3d_keras.flow` and `i3d_keras.datasets`. Imports no
+TensorFlow itself.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as futures
+import multiprocessing
+import os
+import sys
+import time
+from typing import Any, Callable, Iterable, Iterator, Optional, Sequence, TextIO, Tuple
+
+
+def default_num_workers() -> int:
+    """One worker per CPU core available to this process."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _format_seconds(seconds: float) -> str:
+    if seconds != seconds or seconds == float("inf"):
+        return "?"
+    seconds = int(round(seconds))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+class Progress:
+    """A one-line progress report with rate and ETA, written to stderr.
+
+    On a terminal the line is rewritten in place; otherwise (logs, CI) a line is
+    printed at most every `interval` seconds, plus the final one.
+    """
+
+    def __init__(self, total: int, desc: str = "", unit: str = "videos",
+                 stream: Optional[TextIO] = None, interval: float = 5.0,
+                 enabled: bool = True):
+        self.total = total
+        self.desc = desc
+        self.unit = unit
+        self.stream = sys.stderr if stream is None else stream
+        self.enabled = enabled
+        self.done = 0
+        self.failed = 0
+        self.skipped = 0
+        self._start = time.monotonic()
+        self._last = 0.0
+        self._interval = interval
+        self._tty = bool(getattr(self.stream, "isatty", lambda: False)())
+
+    def update(self, n: int = 1, failed: int = 0, skipped: int = 0) -> None:
+        """Counts `n` finished items (`failed` / `skipped` of them)."""
+        self.done += n
+        self.failed += failed
+        self.skipped += skipped
+        now = time.monotonic()
+        if self.done >= self.total or now - self._last >= (0.2 if self._tty else self._interval):
+            self._last = now
+            self._write()
+
+    def line(self) -> str:
+        elapsed = time.monotonic() - self._start
+        worked = self.done - self.skipped  # resumed items cost no time
+        rate = worked / elapsed if elapsed > 0 else 0.0
+        remaining = self.total - self.done
+        eta = remaining / rate if rate > 0 else (0.0 if remaining == 0 else float("nan"))
+        pct = 100.0 * self.done / self.total if self.total else 100.0
+        extra = []
+        if self.failed:
+            extra.append(f"{self.failed} failed")
+        if self.skipped:
+            extra.append(f"{self.skipped} already done")
+        extra = f" ({', '.join(extra)})" if extra else ""
+        return (f"{self.desc}{' ' if self.desc else ''}{self.done}/{self.total} {self.unit} "
+                f"{pct:5.1f}%{extra} | {rate:.2f} {self.unit}/s | elapsed "
+                f"{_format_seconds(elapsed)} | ETA {_format_seconds(eta)}")
+
+    def _write(self) -> None:
+        if not self.enabled:
+            return
+        if self._tty:
+            self.stream.write("\r" + self.line())
+            if self.done >= self.total:
+                self.stream.write("\n")
+        else:
+            self.stream.write(self.line() + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.enabled and self.done < self.total:
+            self._write()
+            if self._tty:
+                self.stream.write("\n")
+
+
+def parallel_map(fn: Callable[[Any], Any], items: Sequence[Any], num_workers: int = 0,
+                 mp_context: Optional[str] = "spawn",
+                 max_in_flight: Optional[int] = None) -> Iterator[Tuple[int, Any, Optional[str]]]:
+    """Runs `fn` over `items` in worker processes; yields as results arrive.
+
+    A worker that raises, or dies (e.g. a decoder crash), costs only its item:
+    the pool is rebuilt and the rest continue.
+
+    Args:
+      fn: a picklable top-level function of one item.
+      items: the inputs.
+      num_workers: processes; 0 means one per core; 1 runs in this process
+        (no pickling; easiest to debug).
+      mp_context: multiprocessing start method. "spawn" is the default because
+        forking a process that already runs TensorFlow threads can deadlock.
+      max_in_flight: bound on submitted-but-unfinished items (memory).
+
+    Yields:
+      (index, result, error): error is None on success, else "Type: message".
+    """
+    num_workers = num_workers or default_num_workers()
+    if num_workers <= 1:
+        for i, item in enumerate(items):
+            try:
+                yield i, fn(item), None
+            except Exception as e:  # one bad item never stops the job
+                yield i, None, f"{type(e).__name__}: {e}"
+        return
+    ctx = multiprocessing.get_context(mp_context) if mp_context else None
+    max_in_flight = max_in_flight or 2 * num_workers
+    pending_items = iter(enumerate(items))
+    pool = futures.ProcessPoolExecutor(num_workers, mp_context=ctx)
+    in_flight = {}
+    try:
+        while True:
+            while len(in_flight) < max_in_flight:
+                nxt = next(pending_items, None)
+                if nxt is None:
+                    break
+                in_flight[pool.submit(fn, nxt[1])] = nxt[0]
+            if not in_flight:
+                break
+            done, _ = futures.wait(in_flight, return_when=futures.FIRST_COMPLETED)
+            broken = False
+            for fut in done:
+                i = in_flight.pop(fut)
+                try:
+                    yield i, fut.result(), None
+                except futures.process.BrokenProcessPool:
+                    broken = True
+                    yield i, None, "worker process crashed while processing this item"
+                except Exception as e:
+                    yield i, None, f"{type(e).__name__}: {e}"
+            if broken:
+                # Every unfinished future of a broken pool fails; report them.
+                for fut, i in list(in_flight.items()):
+                    yield i, None, "worker process crashed while processing this batch"
+                in_flight.clear()
+                pool.shutdown(wait=False, cancel_futures=True)
+                pool = futures.ProcessPoolExecutor(num_workers, mp_context=ctx)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
