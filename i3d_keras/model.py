@@ -330,7 +330,7 @@ def logits_model(model):
             f"final_endpoint='Logits' or 'Predictions'). Received: model "
             f"{model.name!r} ending at {model.layers[-1].name!r}"
         ) from None
-    return keras.Model(model.inputs, logits, name=model.name)
+    return keras.Model(model.input, logits, name=model.name)
 
 
 def endpoint_model(model, endpoints=None, pooled=False):
@@ -375,7 +375,7 @@ def endpoint_model(model, endpoints=None, pooled=False):
             x = i3d_layers.Mean(axis=(1, 2, 3), name=f"{endpoint}_pooled")(x)
         outputs[endpoint] = x
     return keras.Model(
-        model.inputs,
+        model.input,
         outputs[names[0]] if single else outputs,
         name=f"{model.name}_endpoints",
     )

@@ -1,0 +1,93 @@
+"""Tests for i3d_keras.layers: builtin-op pooling equals Keras' 3D pooling."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from i3d_keras import layers as i3d_layers
+
+
+@pytest.mark.parametrize(
+    "shape,pool_size,strides,padding",
+    [
+        ((2, 5, 9, 11, 3), (1, 3, 3), (1, 2, 2), "same"),
+        ((2, 5, 9, 11, 3), (3, 3, 3), (2, 2, 2), "same"),
+        ((1, 7, 8, 8, 4), (2, 2, 2), (2, 2, 2), "same"),
+        ((1, 7, 8, 8, 4), (3, 3, 3), (1, 1, 1), "same"),
+        ((2, 6, 10, 9, 2), (2, 3, 3), (1, 2, 1), "valid"),
+        ((1, 4, 7, 7, 5), (2, 7, 7), (1, 1, 1), "valid"),
+    ],
+)
+@pytest.mark.parametrize("mode", ["max", "avg"])
+def test_pooling3d_equals_keras_3d_pooling(rng, shape, pool_size, strides, padding, mode):
+    x = rng.normal(size=shape).astype("float32")
+    reference_cls = keras.layers.MaxPooling3D if mode == "max" else keras.layers.AveragePooling3D
+    expected = reference_cls(pool_size, strides=strides, padding=padding)(x)
+    got = i3d_layers.Pooling3D(pool_size, strides=strides, padding=padding, mode=mode)(x)
+    assert got.shape == expected.shape
+    if mode == "max":
+        np.testing.assert_array_equal(got, expected)  # value for value
+    else:
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_pooling3d_dynamic_shapes_in_graph(rng):
+    layer = i3d_layers.Pooling3D((3, 3, 3), strides=(2, 2, 2), padding="same")
+    fn = tf.function(layer, input_signature=[tf.TensorSpec([None, None, None, None, 4])])
+    x = rng.normal(size=(2, 5, 9, 7, 4)).astype("float32")
+    expected = keras.layers.MaxPooling3D(3, strides=2, padding="same")(x)
+    np.testing.assert_array_equal(fn(x), expected)
+
+
+def test_adaptive_pooling_equals_plain_where_window_fits(rng):
+    x = rng.normal(size=(2, 4, 9, 8, 3)).astype("float32")
+    expected = keras.layers.AveragePooling3D((2, 7, 7), strides=1, padding="valid")(x)
+    got = i3d_layers.Pooling3D((2, 7, 7), strides=1, padding="valid", mode="avg", adaptive=True)(x)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_adaptive_pooling_shrinks_window_also_for_dynamic_shapes(rng):
+    layer = i3d_layers.Pooling3D((2, 7, 7), strides=1, padding="valid", mode="avg", adaptive=True)
+    x = rng.normal(size=(2, 1, 3, 8, 5)).astype("float32")
+    # Time: 1 < 2 and height: 3 < 7 shrink to global means; width 8 >= 7 pools.
+    expected = keras.layers.AveragePooling3D((1, 3, 7), strides=1, padding="valid")(x)
+    assert layer(x).shape == (2, 1, 1, 2, 5)
+    np.testing.assert_allclose(layer(x), expected, rtol=1e-5, atol=1e-5)
+    fn = tf.function(layer, input_signature=[tf.TensorSpec([None, None, None, None, 5])])
+    np.testing.assert_allclose(fn(x), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_pooling3d_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="padding"):
+        i3d_layers.Pooling3D(3, padding="full")
+    with pytest.raises(ValueError, match="mode"):
+        i3d_layers.Pooling3D(3, mode="min")
+    with pytest.raises(ValueError, match="pool_size"):
+        i3d_layers.Pooling3D((3, 3))
+    with pytest.raises(ValueError, match="adaptive"):
+        i3d_layers.Pooling3D(3, strides=2, mode="avg", padding="valid", adaptive=True)
+
+
+@pytest.mark.parametrize(
+    "layer",
+    [
+        i3d_layers.Pooling3D((1, 3, 3), strides=(1, 2, 2), name="pool"),
+        i3d_layers.Mean(axis=(1, 2), keepdims=True, name="mean"),
+        i3d_layers.WeightedSum([0.5, 2.0], name="sum"),
+    ],
+)
+def test_layers_config_round_trip(layer):
+    clone = layer.__class__.from_config(layer.get_config())
+    assert clone.get_config() == layer.get_config()
+
+
+def test_mean_and_weighted_sum_values(rng):
+    x = rng.normal(size=(2, 3, 4, 5)).astype("float32")
+    np.testing.assert_allclose(i3d_layers.Mean(axis=(1, 2))(x), x.mean(axis=(1, 2)), rtol=1e-6)
+    a, b = x[:, 0], x[:, 1]
+    np.testing.assert_allclose(
+        i3d_layers.WeightedSum([0.5, 2.0])([a, b]), 0.5 * a + 2.0 * b, rtol=1e-6
+    )
+    with pytest.raises(ValueError, match="one weight per input"):
+        i3d_layers.WeightedSum([1.0])([a, b])

@@ -1,0 +1,58 @@
+"""Prints I3D's endpoints: output shapes, receptive fields, strides, parameters, MACs.
+
+Reference: Carreira & Zisserman, "Quo Vadis, Action Recognition?", CVPR 2017,
+Sec. 2.2 (spatial versus temporal receptive fields).
+
+Usage:
+  python tools/describe.py                              # RGB I3D, 64x224x224
+  python tools/describe.py --stream flow --frames 250   # a whole 10 s flow clip
+  python tools/describe.py --model runs/rgb/best.keras  # any saved model
+"""
+
+import os
+import sys
+
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app, flags  # noqa: E402
+
+FLAGS = flags.FLAGS
+_STREAM = flags.DEFINE_enum("stream", "rgb", ["rgb", "flow", "two_stream"], "Which network.")
+_FRAMES = flags.DEFINE_integer("frames", 64, "Clip length in frames.")
+_SIZE = flags.DEFINE_integer("image_size", 224, "Frame height and width in pixels.")
+_CLASSES = flags.DEFINE_integer("num_classes", 400, "Number of classes.")
+_MODEL = flags.DEFINE_string("model", None, "A saved .keras model to describe instead.")
+
+
+def main(argv):
+    del argv
+    import i3d_keras  # noqa: PLC0415 (after the environment is set)
+    from i3d_keras.receptive_field import format_table  # noqa: PLC0415
+
+    if _MODEL.value:
+        if not os.path.exists(_MODEL.value):
+            sys.exit(f"error: no model file at {_MODEL.value!r}")
+        import keras  # noqa: PLC0415
+
+        model = keras.models.load_model(_MODEL.value)
+        input_shape = None
+    else:
+        def build(stream):
+            return i3d_keras.InceptionI3D(_CLASSES.value, stream, frames=_FRAMES.value,
+                                          image_size=_SIZE.value)
+        if _STREAM.value == "two_stream":
+            model = i3d_keras.TwoStreamI3D(build("rgb"), build("flow"))
+        else:
+            model = build(_STREAM.value)
+        input_shape = None
+    try:
+        rows = i3d_keras.receptive_fields(model, input_shape=input_shape)
+    except ValueError as error:
+        sys.exit(f"error: {error}")
+    print(f"{model.name}: input {[tuple(t.shape[1:]) for t in model.inputs]}")
+    print(format_table(rows))
+
+
+if __name__ == "__main__":
+    app.run(main)
