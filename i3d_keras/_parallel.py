@@ -14,6 +14,10 @@ import time
 from typing import Any, Callable, Iterable, Iterator, Optional, Sequence, TextIO, Tuple
 
 
+#: Errors of items lost to a crashed worker start with this; callers may retry.
+CRASH_PREFIX = "worker process crashed"
+
+
 def default_num_workers() -> int:
     """One worker per CPU core available to this process."""
     try:
@@ -99,6 +103,15 @@ class Progress:
                 self.stream.write("\n")
 
 
+def _call_safely(fn: Callable[[Any], Any], item: Any) -> Tuple[bool, Any]:
+    """Runs in the worker: exceptions come back as text (some exception
+    classes cannot be unpickled, which would look like a crashed pool)."""
+    try:
+        return True, fn(item)
+    except Exception as e:
+        return False, f"{type(e).__name__}: {e}"
+
+
 def parallel_map(fn: Callable[[Any], Any], items: Sequence[Any], num_workers: int = 0,
                  mp_context: Optional[str] = "spawn",
                  max_in_flight: Optional[int] = None) -> Iterator[Tuple[int, Any, Optional[str]]]:
@@ -118,6 +131,11 @@ def parallel_map(fn: Callable[[Any], Any], items: Sequence[Any], num_workers: in
 
     Yields:
       (index, result, error): error is None on success, else "Type: message".
+      Items lost to a crashed worker get an error starting with `CRASH_PREFIX`.
+
+    Raises:
+      RuntimeError: the pool broke 3 times in a row without finishing any item
+        (workers cannot start at all, e.g. out of memory).
     """
     num_workers = num_workers or default_num_workers()
     if num_workers <= 1:
@@ -132,13 +150,14 @@ def parallel_map(fn: Callable[[Any], Any], items: Sequence[Any], num_workers: in
     pending_items = iter(enumerate(items))
     pool = futures.ProcessPoolExecutor(num_workers, mp_context=ctx)
     in_flight = {}
+    broken_in_a_row = 0
     try:
         while True:
             while len(in_flight) < max_in_flight:
                 nxt = next(pending_items, None)
                 if nxt is None:
                     break
-                in_flight[pool.submit(fn, nxt[1])] = nxt[0]
+                in_flight[pool.submit(_call_safely, fn, nxt[1])] = nxt[0]
             if not in_flight:
                 break
             done, _ = futures.wait(in_flight, return_when=futures.FIRST_COMPLETED)
@@ -146,16 +165,27 @@ def parallel_map(fn: Callable[[Any], Any], items: Sequence[Any], num_workers: in
             for fut in done:
                 i = in_flight.pop(fut)
                 try:
-                    yield i, fut.result(), None
+                    ok, result = fut.result()
                 except futures.process.BrokenProcessPool:
                     broken = True
-                    yield i, None, "worker process crashed while processing this item"
+                    yield i, None, CRASH_PREFIX + " (this item or one running beside it)"
+                    continue
                 except Exception as e:
+                    broken_in_a_row = 0
                     yield i, None, f"{type(e).__name__}: {e}"
+                    continue
+                broken_in_a_row = 0
+                yield (i, result, None) if ok else (i, None, result)
             if broken:
+                broken_in_a_row += 1
+                if broken_in_a_row >= 3:
+                    raise RuntimeError(
+                        "Worker processes crashed 3 times in a row without finishing any item; "
+                        "they may be unable to start (memory, or a script run without an "
+                        "`if __name__ == '__main__':` guard under the 'spawn' start method)")
                 # Every unfinished future of a broken pool fails; report them.
                 for fut, i in list(in_flight.items()):
-                    yield i, None, "worker process crashed while processing this batch"
+                    yield i, None, CRASH_PREFIX + " (this item or one running beside it)"
                 in_flight.clear()
                 pool.shutdown(wait=False, cancel_futures=True)
                 pool = futures.ProcessPoolExecutor(num_workers, mp_context=ctx)

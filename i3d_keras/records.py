@@ -88,6 +88,9 @@ class CorruptShardError(ValueError):
         self.reason = reason
         super().__init__(f"Corrupt TFRecord shard '{self.path}': {reason}")
 
+    def __reduce__(self):  # picklable across worker processes
+        return (type(self), (self.path, self.reason))
+
 
 # ----------------------------------------------------------------------------
 # Encoding (numpy / OpenCV)

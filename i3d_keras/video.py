@@ -37,6 +37,9 @@ class VideoDecodeError(ValueError):
         self.reason = reason
         super().__init__(f"Cannot decode video '{self.path}': {reason}")
 
+    def __reduce__(self):  # picklable across worker processes
+        return (type(self), (self.path, self.reason))
+
 
 def video_info(path: PathLike) -> Dict[str, float]:
     """Returns the container's claimed fps, frame count, width and height.
