@@ -256,3 +256,170 @@ class WeightedSum(keras.layers.Layer):
         config = super().get_config()
         config.update(weights_per_input=self.weights_per_input)
         return config
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class DepthwiseConv3D(keras.layers.Layer):
+    """Depthwise 3D convolution built from LiteRT builtin ops.
+
+    TensorFlow has no depthwise 3D convolution (a grouped `Conv3D` has no CPU
+    kernel and no LiteRT builtin). This layer computes the full, non-separable
+    depthwise convolution with kernel `[t, kh, kw, channels, multiplier]`
+    exactly: one per-frame `DEPTHWISE_CONV_2D` with `t * multiplier` outputs
+    per channel (the `t` temporal taps), then the taps are summed with their
+    temporal shifts ("SAME" zero padding in time, stride 1): `PAD`, `SLICE`,
+    `ADD` and `RESHAPE` only. Used by `i3d_keras.inflate` for
+    `DepthwiseConv2D` layers (MobileNetV2, EfficientNet).
+
+    Reference: Carreira & Zisserman, "Quo Vadis, Action Recognition?", CVPR
+    2017 (inflation of 2D filters to 3D).
+
+    Args:
+        kernel_size: int or `(time, height, width)`.
+        strides: int or `(height, width)` spatial strides, or
+            `(1, height, width)`; the temporal stride must be 1.
+        padding: spatial padding, `"same"` or `"valid"` (time is always
+            "same").
+        depth_multiplier: outputs per input channel.
+        dilation_rate: spatial dilation, int or `(height, width)`.
+        use_bias: add a bias per output channel (after the temporal sum).
+        kernel_initializer, bias_initializer: Keras initialisers.
+
+    Input shape: `[batch, time, height, width, channels]`; output
+    `[batch, time, height', width', channels * depth_multiplier]`.
+
+    Example:
+
+    >>> layer = DepthwiseConv3D((3, 3, 3), padding="same")
+    >>> layer(tf.zeros([2, 4, 8, 8, 5])).shape
+    TensorShape([2, 4, 8, 8, 5])
+    """
+
+    def __init__(
+        self,
+        kernel_size,
+        strides=1,
+        padding="same",
+        depth_multiplier=1,
+        dilation_rate=1,
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.kernel_size = _triple(kernel_size, "kernel_size")
+        strides = (strides, strides) if isinstance(strides, int) else tuple(strides)
+        if len(strides) == 3:
+            if strides[0] != 1:
+                raise ValueError(
+                    f"DepthwiseConv3D supports temporal stride 1 only. Received: strides={strides}"
+                )
+            strides = strides[1:]
+        self.strides = tuple(int(s) for s in strides)
+        dilation = (
+            (dilation_rate, dilation_rate) if isinstance(dilation_rate, int) else tuple(dilation_rate)
+        )
+        if len(dilation) == 3:
+            if dilation[0] != 1:
+                raise ValueError(
+                    "DepthwiseConv3D supports temporal dilation 1 only. "
+                    f"Received: dilation_rate={dilation}"
+                )
+            dilation = dilation[1:]
+        self.dilation_rate = tuple(int(d) for d in dilation)
+        padding = padding.lower()
+        if padding not in ("same", "valid"):
+            raise ValueError(f"`padding` must be 'same' or 'valid'. Received: padding={padding!r}")
+        self.padding = padding
+        self.depth_multiplier = int(depth_multiplier)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.bias_initializer = keras.initializers.get(bias_initializer)
+        self.input_spec = keras.layers.InputSpec(ndim=5)
+
+    def build(self, input_shape):
+        channels = input_shape[-1]
+        if channels is None:
+            raise ValueError(
+                f"DepthwiseConv3D needs a known channel count. Received: input_shape={input_shape}"
+            )
+        self.kernel = self.add_weight(
+            name="kernel",
+            shape=(*self.kernel_size, channels, self.depth_multiplier),
+            initializer=self.kernel_initializer,
+        )
+        if self.use_bias:
+            self.bias = self.add_weight(
+                name="bias",
+                shape=(channels * self.depth_multiplier,),
+                initializer=self.bias_initializer,
+            )
+        self.input_spec = keras.layers.InputSpec(ndim=5, axes={-1: channels})
+
+    def call(self, inputs):
+        kt, kh, kw = self.kernel_size
+        channels = inputs.shape[-1]
+        multiplier = self.depth_multiplier
+        # Per-frame depthwise filter with the t taps as extra multipliers:
+        # [kh, kw, C, multiplier * t], inner order (multiplier, tap).
+        kernel = tf.transpose(tf.cast(self.kernel, inputs.dtype), [1, 2, 3, 4, 0])
+        kernel = tf.reshape(kernel, [kh, kw, channels, multiplier * kt])
+        shape = tf.shape(inputs)
+        batch, time = shape[0], shape[1]
+        x = tf.reshape(inputs, tf.stack([-1, shape[2], shape[3], channels]))
+        x = tf.nn.depthwise_conv2d(
+            x,
+            kernel,
+            strides=[1, *self.strides, 1],
+            padding=self.padding.upper(),
+            dilations=list(self.dilation_rate),
+        )
+        out_h, out_w = tf.shape(x)[1], tf.shape(x)[2]
+        out_channels = channels * multiplier
+        if kt == 1:
+            x = tf.reshape(x, tf.stack([batch, time, out_h, out_w, out_channels]))
+        else:
+            x = tf.reshape(x, tf.stack([batch, time, out_h * out_w, out_channels, kt]))
+            pad_before = (kt - 1) // 2
+            x = tf.pad(x, [[0, 0], [pad_before, kt - 1 - pad_before], [0, 0], [0, 0], [0, 0]])
+            total = None
+            for tap in range(kt):
+                part = tf.slice(
+                    x,
+                    tf.stack([0, tap, 0, 0, tap]),
+                    tf.stack([-1, time, -1, -1, 1]),
+                )
+                total = part if total is None else total + part
+            x = tf.reshape(total, tf.stack([batch, time, out_h, out_w, out_channels]))
+        if self.use_bias:
+            x = x + tf.cast(self.bias, x.dtype)
+        x.set_shape(self.compute_output_shape(inputs.shape))
+        return x
+
+    def compute_output_shape(self, input_shape):
+        dims = []
+        for n, k, s, d in zip(input_shape[2:4], self.kernel_size[1:], self.strides, self.dilation_rate):
+            if n is None:
+                dims.append(None)
+            elif self.padding == "same":
+                dims.append(-(-n // s))
+            else:
+                dims.append(max((n - (k - 1) * d - 1) // s + 1, 0))
+        channels = input_shape[-1]
+        out_channels = None if channels is None else channels * self.depth_multiplier
+        return (input_shape[0], input_shape[1], *dims, out_channels)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            kernel_size=self.kernel_size,
+            strides=self.strides,
+            padding=self.padding,
+            depth_multiplier=self.depth_multiplier,
+            dilation_rate=self.dilation_rate,
+            use_bias=self.use_bias,
+            kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
+            bias_initializer=keras.initializers.serialize(self.bias_initializer),
+        )
+        return config
