@@ -153,16 +153,16 @@ def _inflate_layer_weights(values_2d, shapes_3d, method, channel_rule):
         return None
     out = []
     for value, shape in zip(values_2d, shapes_3d):
-        value = np.asarray(value)
-        shape = tuple(shape)
+        value, shape = np.asarray(value), tuple(shape)
         if value.shape == shape:
             out.append(value)
-        elif value.ndim == 4 and len(shape) == 5 and value.shape[:2] == shape[1:3] and value.shape[3] == shape[4]:
+        elif (value.ndim == 4 and len(shape) == 5 and value.shape[:2] == shape[1:3]
+              and value.shape[3] == shape[4]):
+            # [kh, kw, cin, cout] -> [t, kh, kw, cin', cout].
             out.append(inflate_kernel(value, shape[0], method, shape[3], channel_rule))
-        elif value.size == int(np.prod(shape)) and value.ndim <= 1:
+        elif value.ndim <= 1 and value.size == int(np.prod(shape)) and value.size == max(shape, default=1):
+            # BatchNorm vectors [C] <-> [1, 1, 1, 1, C].
             out.append(value.reshape(shape))
-        elif value.ndim == 1 and len(shape) == 1 and value.shape != shape:
-            return None
         else:
             return None
     return out
@@ -190,7 +190,7 @@ def inflate_weights(
     2017, Sec. 2.4.
 
     Args:
-        model_2d: the source Keras model.
+        model_2d: the source Keras model (or a list of its layers).
         model_3d: the target Keras model (modified in place).
         name_map: callable from a 2D layer name to a 3D layer name (default:
             the same name).
@@ -221,8 +221,13 @@ def inflate_weights(
     name_map = name_map or (lambda name: name)
     skip_mismatch, allow_unassigned = set(skip_mismatch), set(allow_unassigned)
     layers_3d = {layer.name: layer for layer in model_3d.layers}
+    if isinstance(model_2d, keras.Model):
+        source_name, source_layers = model_2d.name, model_2d.layers
+    else:
+        source_layers = list(model_2d)
+        source_name = "the given 2D layers"
     assigned, skipped, missing, mismatched = [], [], [], []
-    for layer in model_2d.layers:
+    for layer in source_layers:
         if not layer.weights:
             continue
         target_name = name_map(layer.name)
@@ -259,7 +264,7 @@ def inflate_weights(
         if not_allowed:
             problems.append(f"3D layers without 2D weights: {not_allowed}")
         raise ValueError(
-            f"Cannot inflate {model_2d.name!r} into {model_3d.name!r}: " + "; ".join(problems)
+            f"Cannot inflate {source_name!r} into {model_3d.name!r}: " + "; ".join(problems)
         )
     return {"assigned": assigned, "skipped": skipped, "unassigned": unassigned}
 
