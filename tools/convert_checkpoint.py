@@ -1,0 +1,75 @@
+"""Converts a DeepMind I3D Kinetics checkpoint to a Keras `.keras` file.
+
+Reference: Carreira & Zisserman, "Quo Vadis, Action Recognition? A New Model
+and the Kinetics Dataset", CVPR 2017; checkpoints from
+github.com/deepmind/kinetics-i3d (`data/checkpoints/*/model.ckpt`). The
+stream (rgb/flow) and the class count (400/600) are read from the checkpoint.
+
+Usage:
+
+    python tools/convert_checkpoint.py \
+        --checkpoint=kinetics-i3d/data/checkpoints/rgb_imagenet/model.ckpt \
+        --output=saved_models/i3d_rgb_imagenet.keras
+
+    # Kinetics-600, a fixed clip length, overwrite an existing file:
+    python tools/convert_checkpoint.py \
+        --checkpoint=kinetics-i3d/data/checkpoints/rgb_scratch_kin600 \
+        --output=/tmp/i3d_kin600.keras --frames=64 --overwrite
+
+The `.keras` file loads with `keras.models.load_model(path)` after
+`import i3d_keras` (which registers the custom layers).
+"""
+
+import os
+import sys
+
+from absl import app
+from absl import flags
+
+FLAGS = flags.FLAGS
+
+flags.DEFINE_string("checkpoint", None, "DeepMind checkpoint prefix (.../model.ckpt) or its directory.")
+flags.DEFINE_string("output", None, "Output path, ending in .keras.")
+flags.DEFINE_integer("frames", None, "Static clip length of the model (default: any).")
+flags.DEFINE_integer("image_size", 224, "Frame size of the model (the paper: 224).")
+flags.DEFINE_boolean("overwrite", False, "Replace an existing output file.")
+
+
+def _fail(message):
+    print(f"convert_checkpoint: error: {message}", file=sys.stderr)
+    sys.exit(1)
+
+
+def main(argv):
+    if len(argv) > 1:
+        _fail(f"unexpected arguments: {argv[1:]}")
+    if not FLAGS.checkpoint or not FLAGS.output:
+        _fail("both --checkpoint and --output are required. Received: "
+              f"checkpoint={FLAGS.checkpoint!r}, output={FLAGS.output!r}")
+    if not FLAGS.output.endswith(".keras"):
+        _fail(f"--output must end in '.keras'. Received: output={FLAGS.output!r}")
+    if os.path.exists(FLAGS.output) and not FLAGS.overwrite:
+        _fail(f"{FLAGS.output!r} exists; pass --overwrite to replace it")
+    if FLAGS.frames is not None and FLAGS.frames < 1:
+        _fail(f"--frames must be positive. Received: frames={FLAGS.frames}")
+
+    import i3d_keras  # noqa: F401, PLC0415 (sets TF options, registers layers)
+    from i3d_keras import conversion  # noqa: PLC0415
+
+    try:
+        model = conversion.from_deepmind_checkpoint(
+            FLAGS.checkpoint, frames=FLAGS.frames, image_size=FLAGS.image_size
+        )
+    except (FileNotFoundError, ValueError) as error:
+        _fail(str(error))
+    folder = os.path.dirname(os.path.abspath(FLAGS.output))
+    os.makedirs(folder, exist_ok=True)
+    model.save(FLAGS.output)
+    print(
+        f"Wrote {FLAGS.output}: {model.name}, input {tuple(model.inputs[0].shape)}, "
+        f"output {tuple(model.outputs[0].shape)}, {model.count_params()} parameters"
+    )
+
+
+if __name__ == "__main__":
+    app.run(main)
