@@ -1,0 +1,84 @@
+"""Computes optical flow for many videos, one worker process per core.
+
+Flow as in I3D (Carreira & Zisserman, CVPR 2017): grayscale frames at 25 fps
+with short side 256, TV-L1 (`cv2.optflow.DualTVL1OpticalFlow`), clipped to
+[-20, 20] pixels and scaled to [-1, 1]; stored per video as quantised uint8 in
+`<output_dir>/<relative path>.flow.npz` (read back with
+`i3d_keras.flow.load_flow`). flow[t] is frame t -> t+1, the last field
+repeated, so flow and RGB align frame by frame.
+
+Rerunning the same command resumes: finished outputs are skipped. A video that
+fails is reported and skipped.
+
+Usage:
+  python tools/extract_flow.py --input data/UCF-101 --output_dir data/ucf101_flow
+  python tools/extract_flow.py --input videos.txt --output_dir flow --method dis
+  python tools/extract_flow.py --input clip.mp4 --output_dir flow --workers 1
+
+`--input` is a folder (searched recursively for videos), a single video file,
+or a text file listing one video path per line. TV-L1 costs about a second of
+one core per 340x256 frame pair; `--method dis` is ~100x faster and noisier.
+"""
+
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app, flags  # noqa: E402
+
+_INPUT = flags.DEFINE_string("input", None, "Folder of videos, a video, or a text file of paths.")
+_OUTPUT = flags.DEFINE_string("output_dir", None, "Where the .flow.npz files go.")
+_METHOD = flags.DEFINE_enum("method", "tvl1", ["tvl1", "dis", "farneback"], "Flow method.")
+_WORKERS = flags.DEFINE_integer("workers", 0, "Worker processes (0: one per core).")
+_FPS = flags.DEFINE_float("fps", 25.0, "Decode frame rate.")
+_SHORT_SIDE = flags.DEFINE_integer("short_side", 256, "Resize the short side to this.")
+_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Recompute existing outputs.")
+
+
+def find_videos(spec: str):
+    """Returns (videos, root) for a folder, a video file or a list file."""
+    from i3d_keras.video import VIDEO_EXTENSIONS  # noqa: PLC0415
+
+    path = Path(spec)
+    if not path.exists():
+        sys.exit(f"error: --input {spec!r} does not exist")
+    if path.is_dir():
+        videos = sorted(p for p in path.rglob("*")
+                        if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
+        if not videos:
+            sys.exit(f"error: no videos found under {spec!r} "
+                     f"(looked for {', '.join(VIDEO_EXTENSIONS)})")
+        return videos, path
+    if path.suffix.lower() in VIDEO_EXTENSIONS:
+        return [path], None
+    lines = [ln.strip() for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
+    if not lines:
+        sys.exit(f"error: the list file {spec!r} names no videos")
+    return [Path(ln) if Path(ln).is_absolute() else path.parent / ln for ln in lines], None
+
+
+def main(argv):
+    if len(argv) > 1:
+        sys.exit(f"error: unexpected arguments {argv[1:]}")
+    if not _INPUT.value or not _OUTPUT.value:
+        sys.exit("error: --input and --output_dir are required (see --help)")
+    from i3d_keras.flow import extract_flow  # noqa: PLC0415
+
+    videos, root = find_videos(_INPUT.value)
+    report = extract_flow(videos, _OUTPUT.value, method=_METHOD.value, root=root,
+                          num_workers=_WORKERS.value, fps=_FPS.value,
+                          short_side=_SHORT_SIDE.value, overwrite=_OVERWRITE.value)
+    print(f"Flow ({_METHOD.value}): {len(report['converted'])} computed, "
+          f"{len(report['skipped'])} already done, {len(report['failed'])} failed "
+          f"of {len(videos)} videos; outputs in {_OUTPUT.value}")
+    for video, reason in report["failed"]:
+        print(f"  failed: {video}: {reason}")
+    if videos and not report["converted"] and not report["skipped"]:
+        sys.exit("error: every video failed")
+
+
+if __name__ == "__main__":
+    app.run(main)
