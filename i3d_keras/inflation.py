@@ -731,7 +731,9 @@ class _Inflater:
             return getattr(self, self._SPATIAL[cls])(layer, inputs_2d[0], inputs_3d[0])
         if cls in self._CHANNELWISE:
             return self.channelwise(layer, args, kwargs, inputs_2d, inputs_3d)
-        if isinstance(layer, keras.Model) and hasattr(layer, "_nodes_by_depth"):
+        if isinstance(layer, keras.Sequential) or (
+            isinstance(layer, keras.Model) and hasattr(layer, "_nodes_by_depth")
+        ):
             if len(inputs_2d) != 1:
                 raise ValueError(f"Nested model {layer.name!r} must have one input.")
             return self.nested(layer, inputs_2d[0], inputs_3d[0])
