@@ -13,28 +13,30 @@ aligned with rgb[t] -- the two streams can then be sampled with the same
 frame indices. A single-frame video gets one all-zero field.
 
 Speed/quality trade-off, measured with `tools/benchmark_data.py` on a
-340x256 clip (`arm_wrestling.mp4` from the shared test videos) on this
-project's 2-core CPU, one OpenCV thread, median seconds per frame pair:
+340x256 clip (`arm_wrestling.mp4` of the shared test videos), one OpenCV
+thread, median seconds per frame pair, on this project's 2-core CPU while other
+jobs were running (load ~4; the issue measured TV-L1 at ~0.9 s on an idle
+core). Quality: correlation of our flow with the TV-L1 flow DeepMind released
+for `v_CricketShot_g04_c01` (frames 30->31, 224x224), x / y channels:
 
-  ==========  ========  =====================================================
-  method      s/pair    notes
-  ==========  ========  =====================================================
-  "tvl1"      ~0.9      the paper's method; sharp, accurate; the default
-  "farneback" ~0.05     dense polynomial expansion; blurrier at boundaries
-  "dis"       ~0.006    DIS (medium preset); fast, noisier in flat regions
-  ==========  ========  =====================================================
+  ===========  ===========  ===========  ======================================
+  method       s/pair       corr x / y   notes
+  ===========  ===========  ===========  ======================================
+  "tvl1"       2.68         0.93 / 0.71  the paper's method; sharp; the default
+  "farneback"  0.027        0.79 / 0.60  polynomial expansion; blurry edges
+  "dis"        0.014        0.83 / 0.59  DIS medium preset; noisier, ~190x
+                                         faster than TV-L1
+  ===========  ===========  ===========  ======================================
 
-TV-L1 is ~150x slower than DIS: 250 frames of one 10 s Kinetics clip take
-about 4 minutes of one core with TV-L1 versus ~2 s with DIS. Models trained on
-one method should be evaluated on the same method (the released I3D flow
-weights expect TV-L1). The exact figures measured are in the data report
-(`tools/benchmark_data.py --help`).
+A 10 s Kinetics clip (250 pairs) costs ~4-11 minutes of one core with TV-L1
+versus ~4 s with DIS. A model should be evaluated on the flow method it was
+trained on (the released I3D flow weights expect TV-L1).
 
 Storage: flow is quantised to uint8 codes with `quantize_flow_np` (same formula
 as `i3d_keras.preprocessing.quantize_flow`): code = round(f * 127) + 128 for
 normalised flow f; the worst-case error is 1/254 normalised = 0.079 px.
 
-This module imports only numpy and OpenCV (no TensorFlow) so that worker
+This module itself imports only numpy and OpenCV (no TensorFlow) so that worker
 processes stay light.
 """
 

@@ -16,8 +16,8 @@ Usage:
   python tools/extract_flow.py --input clip.mp4 --output_dir flow --workers 1
 
 `--input` is a folder (searched recursively for videos), a single video file,
-or a text file listing one video path per line. TV-L1 costs about a second of
-one core per 340x256 frame pair; `--method dis` is ~100x faster and noisier.
+or a text file listing one video path per line. TV-L1 costs seconds of
+one core per 340x256 frame pair (1-3 s); `--method dis` is ~190x faster, noisier.
 """
 
 import os

@@ -1,0 +1,114 @@
+"""Benchmarks the data side: flow methods, motion dataset generation, tf.data.
+
+A benchmark script, not a test. Measures on this machine:
+  1. optical flow seconds per frame pair for TV-L1, DIS and Farneback on a
+     340x256 clip (one OpenCV thread; median over pairs);
+  2. generation time of the built-in motion dataset;
+  3. clips/s of the training input pipeline from TFRecord shards (64 frames,
+     224x224 random crops and flips) for RGB, flow and both -- the issue asks
+     for at least 3x the training step's clips/s.
+
+Usage:
+  python tools/benchmark_data.py                       # uses ../shared/data/videos
+  python tools/benchmark_data.py --video my.mp4 --tvl1_pairs 5
+"""
+
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app, flags  # noqa: E402
+
+_SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "videos"
+_VIDEO = flags.DEFINE_string("video", str(_SHARED / "arm_wrestling.mp4"),
+                             "A 340x256 video for the flow timings.")
+_SECOND = flags.DEFINE_string("video2", str(_SHARED / "cleaning_pool.mp4"),
+                              "A second video for the pipeline shards.")
+_TVL1_PAIRS = flags.DEFINE_integer("tvl1_pairs", 3, "Frame pairs timed for TV-L1.")
+_PAIRS = flags.DEFINE_integer("pairs", 20, "Frame pairs timed for DIS and Farneback.")
+_CLIPS = flags.DEFINE_integer("clips", 24, "Clips timed per pipeline configuration.")
+
+
+def bench_flow(video):
+    import cv2
+
+    from i3d_keras.flow import _gray, create_flow_estimator
+    from i3d_keras.video import read_video
+
+    cv2.setNumThreads(1)
+    frames = read_video(video, max_frames=max(_PAIRS.value, _TVL1_PAIRS.value) + 1)
+    gray = [_gray(f) for f in frames]
+    print(f"flow on {frames.shape[2]}x{frames.shape[1]} frames of {Path(video).name}, "
+          "1 OpenCV thread:")
+    for method, pairs in (("tvl1", _TVL1_PAIRS.value), ("farneback", _PAIRS.value),
+                          ("dis", _PAIRS.value)):
+        fn = create_flow_estimator(method)
+        times = []
+        for i in range(pairs):
+            t0 = time.perf_counter()
+            fn(gray[i], gray[i + 1])
+            times.append(time.perf_counter() - t0)
+        med = statistics.median(times)
+        print(f"  {method:10s} median {med:.4f} s/pair ({1 / med:.1f} pairs/s), n={pairs}")
+
+
+def bench_motion():
+    from i3d_keras import motion_dataset as md
+
+    for with_flow in (False, True):
+        t0 = time.perf_counter()
+        md.generate_motion_clips(1000, with_flow=with_flow)
+        print(f"motion dataset: 1000 clips 16x32x32 (flow={with_flow}) in "
+              f"{time.perf_counter() - t0:.2f} s")
+
+
+def bench_pipeline(videos):
+    import tensorflow as tf
+
+    from i3d_keras import input_pipeline, records
+    from i3d_keras.flow import compute_flow
+    from i3d_keras.video import read_video
+
+    with tempfile.TemporaryDirectory() as tmp:
+        examples = []
+        for v in videos:
+            frames = read_video(v)
+            flow = compute_flow(frames, "dis")
+            for copy in range(4):
+                examples.append(records.video_to_example(
+                    frames, copy, "c", f"{Path(v).stem}_{copy}", flow=flow, flow_method="dis"))
+        shards = records.write_shards(examples, tmp, "bench_train", 4)
+        print(f"pipeline: {len(examples)} videos of {frames.shape} in 4 shards, "
+              f"{tf.config.threading.get_inter_op_parallelism_threads() or 'auto'} inter-op threads")
+        for modality in ("rgb", "flow", "both"):
+            ds = input_pipeline.build_dataset([str(p) for p in shards], training=True,
+                                              modality=modality, num_frames=64, crop_size=224,
+                                              batch_size=1, repeat=True)
+            it = iter(ds)
+            for _ in range(3):
+                next(it)  # warm up
+            t0 = time.perf_counter()
+            for _ in range(_CLIPS.value):
+                next(it)
+            rate = _CLIPS.value / (time.perf_counter() - t0)
+            print(f"  training 64x224x224 {modality:5s}: {rate:.2f} clips/s")
+
+
+def main(argv):
+    del argv
+    for v in (_VIDEO.value, _SECOND.value):
+        if not Path(v).is_file():
+            sys.exit(f"error: no video at {v!r} (pass --video/--video2)")
+    bench_flow(_VIDEO.value)
+    bench_motion()
+    bench_pipeline([_VIDEO.value, _SECOND.value])
+
+
+if __name__ == "__main__":
+    app.run(main)
