@@ -11,7 +11,7 @@ import multiprocessing
 import os
 import sys
 import time
-from typing import Any, Callable, Iterable, Iterator, Optional, Sequence, TextIO, Tuple
+from typing import Any, Callable, Iterator, Optional, Sequence, TextIO, Tuple
 
 
 #: Errors of items lost to a crashed worker start with this; callers may retry.

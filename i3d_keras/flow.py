@@ -46,13 +46,13 @@ import os
 import time
 import zipfile
 from pathlib import Path
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
 
 from i3d_keras import _parallel
-from i3d_keras.video import VideoDecodeError, read_video
+from i3d_keras.video import read_video
 
 PathLike = Union[str, os.PathLike]
 
