@@ -104,11 +104,45 @@ def load_imagenet_inflated(model, slim_checkpoint, *, method="mean", channel_rul
     return inception_v1.inflate_into_i3d(model_2d, model, method=method, channel_rule=channel_rule)
 
 
+def _copy_from_keras_file(model, path):
+    """Copies weights layer by layer (by name) from a saved `.keras` model."""
+    source = keras.models.load_model(path, compile=False, safe_mode=True)
+    layers = {layer.name: layer for layer in source.layers}
+    missing, mismatched = [], []
+    for layer in model.layers:
+        if not layer.weights:
+            continue
+        other = layers.get(layer.name)
+        if other is None:
+            missing.append(layer.name)
+            continue
+        shapes = [tuple(w.shape) for w in layer.weights]
+        other_shapes = [tuple(w.shape) for w in other.weights]
+        if shapes != other_shapes:
+            mismatched.append(f"{layer.name}: model {shapes}, file {other_shapes}")
+    if missing or mismatched:
+        raise ValueError(
+            f"Cannot load {path!r} into model {model.name!r}: "
+            + "; ".join(
+                part for part in (
+                    f"layers missing from the file: {missing}" if missing else "",
+                    f"shape mismatches: {mismatched}" if mismatched else "",
+                ) if part
+            )
+        )
+    for layer in model.layers:
+        if layer.weights:
+            layer.set_weights(layers[layer.name].get_weights())
+
+
 def _load_path(model, path):
     path = os.fspath(path)
     if path.endswith((".keras", ".weights.h5", ".h5")):
         if not os.path.isfile(path):
             raise FileNotFoundError(f"Expected an existing weights file. Received: weights={path!r}")
+        if path.endswith(".keras"):
+            _copy_from_keras_file(model, path)
+            return {"source": "keras", "path": path}
         try:
             model.load_weights(path)
         except Exception as error:  # noqa: BLE001 (Keras raises various errors)
