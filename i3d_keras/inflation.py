@@ -345,8 +345,17 @@ def _resolve_spec(spec, default_fn, kind, names):
     )
 
 
+def _all_layer_names(model):
+    names = set()
+    for layer in model.layers:
+        names.add(layer.name)
+        if isinstance(layer, keras.Model):
+            names |= _all_layer_names(layer)
+    return names
+
+
 def _time_kernel_fn(time_kernel, model):
-    names = {layer.name for layer in model.layers}
+    names = _all_layer_names(model)
     if time_kernel == "auto":
         return resnet_time_kernel if _is_resnet(model) else i3d_time_kernel
     if time_kernel == "i3d":
@@ -364,7 +373,7 @@ def _time_kernel_fn(time_kernel, model):
 def _time_pool_fn(time_pool, model):
     if time_pool is None:
         return lambda layer: (1, 1)
-    names = {layer.name for layer in model.layers}
+    names = _all_layer_names(model)
     fn = _resolve_spec(time_pool, lambda layer: 1, "time_pool", names)
 
     def pool(layer):
@@ -685,9 +694,12 @@ class _Inflater:
         return y
 
     def nested(self, layer, x2, x3):
-        sub = inflate_model(
-            layer, frames=x3.shape[1], input_channels=x3.shape[-1], **self.options
-        )
+        options = dict(self.options)
+        inner = {sub.name for sub in layer.layers}
+        for key in ("time_kernel", "time_pool"):
+            if isinstance(options[key], dict):  # keep the names of the inner model
+                options[key] = {k: v for k, v in options[key].items() if k in inner}
+        sub = inflate_model(layer, frames=x3.shape[1], input_channels=x3.shape[-1], **options)
         return sub(x3)
 
     # ---- the walk ------------------------------------------------------
@@ -895,6 +907,7 @@ def inflate_model(
     >>> video(np.zeros([1, 8, 64, 64, 3], "float32")).shape
     TensorShape([1, 10])
     """
+    name = name or f"{model_2d.name}_3d"
     if isinstance(model_2d, keras.Sequential):
         if not model_2d.built or getattr(model_2d, "_functional", None) is None:
             raise ValueError(
@@ -984,7 +997,7 @@ def _window_mask(mask, size, stride, dilation, padding, zero_padding):
     return result
 
 
-def _op_mask(layer, masks, x2_rank_in, out_tensor):
+def _op_mask(layer, masks, out_tensor):
     """Output mask of one node, or None when the output has no time axis."""
     if any(m is None for m in masks) or not masks:
         return None
@@ -1063,7 +1076,7 @@ def unpadded_time_positions(model, frames):
                 continue
             in_masks = [masks[id(x)] for x in node.input_tensors]
             for x in node.outputs:
-                out = _op_mask(node.operation, in_masks, None, x)
+                out = _op_mask(node.operation, in_masks, x)
                 masks[id(x)] = out
                 if out is not None:
                     result[node.operation.name] = out

@@ -347,6 +347,9 @@ def test_nested_and_sequential_models():
         video(np.repeat(image[:, None], 3, axis=1)), outer(image), rtol=1e-5, atol=1e-6
     )
     assert inflate_model(inner).get_layer("c").kernel_size == (3, 3, 3)
+    # Per-layer sizes reach into nested models.
+    custom = inflate_model(outer, time_kernel={"c": 5})
+    assert custom.get_layer("inner_3d").get_layer("c").kernel_size == (5, 3, 3)
 
 
 def test_unsupported_layer_is_named():
