@@ -1,0 +1,106 @@
+"""Tests for i3d_keras.export: SavedModel signatures and LiteRT builtin-only files."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import i3d_keras
+from i3d_keras import export
+
+SIZE, FRAMES, CLASSES = 32, 4, 6
+NAMES = [f"class_{i}" for i in range(CLASSES)]
+
+
+@pytest.fixture(scope="module")
+def streams():
+    rng = np.random.default_rng(1)
+    models = {}
+    for stream in ("rgb", "flow"):
+        model = i3d_keras.InceptionI3D(CLASSES, stream, frames=FRAMES, image_size=SIZE)
+        # Non-zero logits biases and BN statistics make the comparisons meaningful.
+        for layer in model.layers:
+            if hasattr(layer, "moving_mean"):
+                layer.moving_mean.assign(rng.normal(size=layer.moving_mean.shape) * 0.1)
+                layer.moving_variance.assign(rng.uniform(0.5, 1.5, layer.moving_variance.shape))
+        models[stream] = model
+    return models
+
+
+@pytest.fixture(scope="module")
+def clip():
+    rng = np.random.default_rng(2)
+    return {
+        "rgb": rng.uniform(-1, 1, (1, FRAMES, SIZE, SIZE, 3)).astype("float32"),
+        "flow": rng.uniform(-1, 1, (1, FRAMES, SIZE, SIZE, 2)).astype("float32"),
+    }
+
+
+def test_saved_model_signatures_match_keras(streams, clip, tmp_path):
+    fused = i3d_keras.TwoStreamI3D(streams["rgb"], streams["flow"])
+    path = export.export_saved_model(fused, tmp_path, "i3d", class_names=NAMES, top_k=3,
+                                     image_size=SIZE)
+    assert path == tmp_path / "i3d" / "1"
+    loaded = tf.saved_model.load(str(path))
+    assert set(loaded.signatures) == {"serving_default", "preprocessed"}
+    expected = fused(clip)["logits"].numpy()
+    out = loaded.signatures["preprocessed"](rgb=tf.constant(clip["rgb"]),
+                                             flow=tf.constant(clip["flow"]))
+    np.testing.assert_allclose(out["logits"], expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(out["probabilities"], tf.nn.softmax(expected), atol=1e-6)
+    assert out["top_k_indices"].shape == (1, 3)
+    assert out["top_k_names"].numpy()[0, 0].decode() == NAMES[int(np.argmax(expected))]
+    # Raw frames of another size: resized to short side 256, cropped, scaled in the graph.
+    rng = np.random.default_rng(3)
+    frames = rng.integers(0, 256, (2, FRAMES, 48, 64, 3), dtype=np.uint8)
+    flow = rng.uniform(-0.2, 0.2, (2, FRAMES, 48, 64, 2)).astype("float32")
+    raw = loaded.signatures["serving_default"](frames=tf.constant(frames), flow=tf.constant(flow))
+    rgb_in, flow_in = export.serving_preprocess(frames, flow, image_size=SIZE)
+    np.testing.assert_allclose(
+        raw["logits"], fused({"rgb": rgb_in, "flow": flow_in})["logits"], rtol=1e-5, atol=1e-5)
+    assert rgb_in.shape == (2, FRAMES, SIZE, SIZE, 3)
+    assert -1.0 <= float(tf.reduce_min(rgb_in)) and float(tf.reduce_max(rgb_in)) <= 1.0
+
+
+def test_serving_signature_rejects_wrong_channels(streams, tmp_path):
+    path = export.export_saved_model(streams["rgb"], tmp_path, "rgb", image_size=SIZE)
+    loaded = tf.saved_model.load(str(path))
+    bad = tf.zeros([1, FRAMES, 40, 40, 4], tf.uint8)
+    with pytest.raises((ValueError, TypeError, tf.errors.InvalidArgumentError), match="3"):
+        loaded.signatures["serving_default"](frames=bad)
+
+
+def test_versions_are_never_overwritten(streams, tmp_path):
+    first = export.export_saved_model(streams["flow"], tmp_path, "flow", image_size=SIZE)
+    second = export.export_saved_model(streams["flow"], tmp_path, "flow", image_size=SIZE)
+    assert (first.name, second.name) == ("1", "2")
+    with pytest.raises(export.ExportError, match="refusing to overwrite"):
+        export.export_saved_model(streams["flow"], tmp_path, "flow", version=1, image_size=SIZE)
+    export.export_saved_model(streams["flow"], tmp_path, "flow", version=1, overwrite=True,
+                              image_size=SIZE)
+    # No temporary folders are left behind.
+    assert sorted(p.name for p in (tmp_path / "flow").iterdir()) == ["1", "2"]
+    assert 'name: "flow"' in export.models_config([("flow", "/models/flow")])
+
+
+@pytest.mark.parametrize("quantization,tolerance", [
+    ("float32", 1e-4), ("float16", 5e-2), ("dynamic_int8", None)])
+def test_tflite_builtin_only_runs_in_litert(streams, clip, tmp_path, quantization, tolerance):
+    pytest.importorskip("ai_edge_litert", reason="needs the standalone ai-edge-litert runtime")
+    fused = i3d_keras.TwoStreamI3D(streams["rgb"], streams["flow"])
+    path = export.export_tflite(fused, tmp_path / f"i3d_{quantization}.tflite",
+                                quantization=quantization)
+    ops = export.tflite_builtin_ops(path)
+    assert "CONV_3D" in ops and "MAX_POOL_2D" in ops
+    assert not [op for op in ops if op.startswith("Flex") or op == "CUSTOM"], ops
+    report = export.verify_tflite(fused, path, clip)
+    if tolerance is not None:
+        assert report["max_abs_logit_diff"] <= tolerance, report
+    assert np.isfinite(report["max_abs_logit_diff"])
+
+
+def test_tflite_needs_fixed_shapes_and_known_quantization(streams, tmp_path):
+    dynamic = i3d_keras.InceptionI3D(CLASSES, frames=None, image_size=SIZE)
+    with pytest.raises(export.ExportError, match="fixed clip shape"):
+        export.export_tflite(dynamic, tmp_path / "x.tflite")
+    with pytest.raises(export.ExportError, match="quantization"):
+        export.export_tflite(streams["rgb"], tmp_path / "x.tflite", quantization="int4")
