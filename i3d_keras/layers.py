@@ -423,3 +423,221 @@ class DepthwiseConv3D(keras.layers.Layer):
             bias_initializer=keras.initializers.serialize(self.bias_initializer),
         )
         return config
+
+
+# --------------------------------------------------------------------------
+# Layers for the paper's comparison models (i3d_keras.baselines): 2D ConvNets
+# applied frame by frame or snapshot by snapshot.
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class FoldTime(keras.layers.Layer):
+    """Folds time into the batch: `[batch, time, ...]` -> `[batch * time, ...]`.
+
+    Lets a 2D ConvNet (e.g. `InceptionV1`) run on every frame of a clip with
+    one call, BatchNorm statistics taken over all frames of the batch; undo it
+    with `UnfoldTime`. Used by the per-frame baselines of Carreira &
+    Zisserman, "Quo Vadis, Action Recognition?", CVPR 2017, Sec. 2.1.
+
+    Example:
+
+    >>> FoldTime()(tf.zeros([2, 4, 8, 8, 3])).shape
+    TensorShape([8, 8, 8, 3])
+    """
+
+    def call(self, inputs):
+        shape = tf.shape(inputs)
+        rest = [inputs.shape[i] if inputs.shape[i] is not None else shape[i]
+                for i in range(2, len(inputs.shape))]
+        x = tf.reshape(inputs, tf.stack([-1, *rest]))
+        x.set_shape(self.compute_output_shape(inputs.shape))
+        return x
+
+    def compute_output_shape(self, input_shape):
+        batch, time = input_shape[0], input_shape[1]
+        folded = batch * time if batch is not None and time is not None else None
+        return (folded, *input_shape[2:])
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class UnfoldTime(keras.layers.Layer):
+    """Undoes `FoldTime` / `Snapshots`: `[batch * steps, ...]` -> `[batch, steps, ...]`.
+
+    Called on one tensor, `steps` must be given; called on
+    `[folded, reference]`, `steps` defaults to the reference's axis 1 (its
+    time length, static or dynamic), so that clips of any length work.
+
+    Args:
+        steps: number of steps folded into the batch, or None to read it from
+            the reference tensor.
+
+    Example:
+
+    >>> clip = tf.zeros([2, 4, 8, 8, 3])
+    >>> UnfoldTime()([FoldTime()(clip), clip]).shape
+    TensorShape([2, 4, 8, 8, 3])
+    """
+
+    def __init__(self, steps=None, **kwargs):
+        super().__init__(**kwargs)
+        if steps is not None and (not isinstance(steps, int) or steps < 1):
+            raise ValueError(f"`steps` must be a positive int or None. Received: steps={steps}")
+        self.steps = steps
+
+    def _split(self, inputs):
+        if isinstance(inputs, (list, tuple)):
+            if len(inputs) != 2:
+                raise ValueError(
+                    "Expected [folded, reference] or one tensor. "
+                    f"Received: {len(inputs)} inputs"
+                )
+            return inputs[0], inputs[1]
+        if self.steps is None:
+            raise ValueError(
+                "UnfoldTime on a single tensor needs `steps`. Received: steps=None"
+            )
+        return inputs, None
+
+    def call(self, inputs):
+        folded, reference = self._split(inputs)
+        steps = self.steps
+        if steps is None:
+            steps = reference.shape[1] if reference.shape[1] is not None else tf.shape(reference)[1]
+        shape = tf.shape(folded)
+        rest = [folded.shape[i] if folded.shape[i] is not None else shape[i]
+                for i in range(1, len(folded.shape))]
+        x = tf.reshape(folded, tf.stack([-1, steps, *rest]))
+        if reference is None:
+            x.set_shape(self.compute_output_shape(tuple(folded.shape)))
+        else:
+            x.set_shape(self.compute_output_shape([tuple(folded.shape), tuple(reference.shape)]))
+        return x
+
+    def compute_output_shape(self, input_shape):
+        if isinstance(input_shape, list) and input_shape and not isinstance(
+            input_shape[0], (int, type(None))
+        ):
+            folded, reference = input_shape[0], input_shape[1]
+        else:
+            folded, reference = input_shape, None
+        steps = self.steps
+        if steps is None and reference is not None:
+            steps = reference[1]
+        if reference is not None and reference[0] is not None:
+            batch = reference[0]
+        elif folded[0] is not None and steps:
+            batch = folded[0] // steps
+        else:
+            batch = None
+        return (batch, steps, *folded[1:])
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(steps=self.steps)
+        return config
+
+
+def snapshot_starts(frames, num_snapshots, span):
+    """First frame of each of `num_snapshots` windows of `span` frames.
+
+    Evenly spaced from the first to the last possible window (one snapshot:
+    the centred window), as `Snapshots` computes them.
+
+    Args:
+        frames: clip length T (>= span).
+        num_snapshots: K.
+        span: window length.
+
+    Returns:
+        A list of K ints.
+
+    Example:
+
+    >>> snapshot_starts(250, 25, 10)[:3]
+    [0, 10, 20]
+    """
+    if frames < span:
+        raise ValueError(
+            f"Snapshots of {span} frames need clips of at least {span} frames. "
+            f"Received: frames={frames}"
+        )
+    if num_snapshots == 1:
+        return [(frames - span) // 2]
+    room = frames - span
+    half = (num_snapshots - 1) // 2
+    return [(k * room + half) // (num_snapshots - 1) for k in range(num_snapshots)]
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class Snapshots(keras.layers.Layer):
+    """Snapshots of a clip for 2D two-stream networks, folded into the batch.
+
+    Takes `num_snapshots` evenly spaced windows of `span` frames
+    (`snapshot_starts`) and, from the middle of each window, `length`
+    consecutive frames stacked along channels:
+    `[batch, time, h, w, c]` -> `[batch * num_snapshots, h, w, length * c]`
+    (channels ordered frame by frame). With `length=10` on optical flow this
+    is the two-stream network's 20-channel flow stack; with `length=1,
+    span=10` on RGB, the RGB frame at the centre of that stack.
+
+    Reference: Carreira & Zisserman, "Quo Vadis, Action Recognition?", CVPR
+    2017, Sec. 2.3-2.4 (Simonyan & Zisserman's two-stream networks).
+
+    Args:
+        num_snapshots: K windows per clip.
+        length: frames stacked per snapshot.
+        span: window length (>= length; default `length`).
+
+    Example:
+
+    >>> Snapshots(2, length=10)(tf.zeros([3, 16, 8, 8, 2])).shape
+    TensorShape([6, 8, 8, 20])
+    """
+
+    def __init__(self, num_snapshots, length=1, span=None, **kwargs):
+        super().__init__(**kwargs)
+        span = length if span is None else span
+        for key, value in (("num_snapshots", num_snapshots), ("length", length), ("span", span)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"`{key}` must be a positive int. Received: {key}={value}")
+        if span < length:
+            raise ValueError(
+                f"`span` must be at least `length` ({length}). Received: span={span}"
+            )
+        self.num_snapshots = num_snapshots
+        self.length = length
+        self.span = span
+
+    def build(self, input_shape):
+        if input_shape[1] is not None:
+            snapshot_starts(input_shape[1], self.num_snapshots, self.span)  # validates
+
+    def call(self, inputs):
+        shape = tf.shape(inputs)
+        frames = shape[1]
+        k, length, span = self.num_snapshots, self.length, self.span
+        room = frames - span
+        if k == 1:
+            starts = tf.reshape(room // 2, [1])
+        else:
+            starts = (tf.range(k) * room + (k - 1) // 2) // (k - 1)
+        index = starts[:, None] + (span - length) // 2 + tf.range(length)[None]
+        x = tf.gather(inputs, index, axis=1)  # [batch, K, length, h, w, c]
+        x = tf.transpose(x, [0, 1, 3, 4, 2, 5])
+        rest = [inputs.shape[i] if inputs.shape[i] is not None else shape[i] for i in (2, 3)]
+        channels = inputs.shape[-1]
+        x = tf.reshape(x, tf.stack([-1, *rest, length * channels]))
+        x.set_shape(self.compute_output_shape(inputs.shape))
+        return x
+
+    def compute_output_shape(self, input_shape):
+        batch = input_shape[0]
+        folded = None if batch is None else batch * self.num_snapshots
+        channels = input_shape[-1]
+        return (folded, input_shape[2], input_shape[3],
+                None if channels is None else channels * self.length)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(num_snapshots=self.num_snapshots, length=self.length, span=self.span)
+        return config

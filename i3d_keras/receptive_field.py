@@ -26,6 +26,10 @@ class _State:
     shape: tuple
     rf: tuple = (1, 1, 1)
     jump: tuple = (1, 1, 1)
+    # How many copies of one clip's tensor the batch axis holds (frames or
+    # snapshots folded into the batch by FoldTime / Snapshots): multiply-adds
+    # computed for one batch element are multiplied by it.
+    copies: int = 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,6 +101,9 @@ def _conv_macs(layer, out_shape, in_shape):
 def _layer_geometry(layer, in_states):
     """Returns (rf, jump, macs) of `layer` applied to `in_states`."""
     state = in_states[0]
+    folded = _folded_geometry(layer, in_states)
+    if folded is not None:
+        return folded
     conv_types = (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D,
                   keras.layers.DepthwiseConv2D)
     pool_types = (keras.layers.MaxPooling2D, keras.layers.MaxPooling3D,
@@ -135,6 +142,39 @@ def _layer_geometry(layer, in_states):
     return state.rf, state.jump, 0
 
 
+def _folded_geometry(layer, in_states):
+    """(rf, jump, macs) of the layers that fold time or snapshots into the batch."""
+    state = in_states[0]
+    if isinstance(layer, (i3d_layers.FoldTime, i3d_layers.UnfoldTime)):
+        return state.rf, state.jump, 0
+    if isinstance(layer, i3d_layers.Snapshots):
+        # Each snapshot stacks `length` frames into channels; neighbouring
+        # snapshots are `spacing` frames apart.
+        rf, jump = list(state.rf), list(state.jump)
+        rf[0] += (layer.length - 1) * jump[0]
+        frames = state.shape[1]
+        if frames is not None and layer.num_snapshots > 1:
+            starts = i3d_layers.snapshot_starts(frames, layer.num_snapshots, layer.span)
+            jump[0] *= max(1, round((starts[-1] - starts[0]) / (layer.num_snapshots - 1)))
+        return tuple(rf), tuple(jump), 0
+    return None
+
+
+def _copies(layer, in_states):
+    """Clip copies along the batch axis after `layer` (see `_State.copies`)."""
+    state = in_states[0]
+    if isinstance(layer, i3d_layers.FoldTime):
+        return state.copies * (state.shape[1] or 1)
+    if isinstance(layer, i3d_layers.Snapshots):
+        return state.copies * layer.num_snapshots
+    if isinstance(layer, i3d_layers.UnfoldTime):
+        steps = layer.steps
+        if steps is None and len(in_states) > 1:
+            steps = in_states[1].shape[1]
+        return max(1, state.copies // (steps or 1))
+    return state.copies
+
+
 def _concrete_input_shape(model, input_shape):
     if input_shape is not None:
         return (1, *input_shape)
@@ -169,8 +209,10 @@ def _trace(model, states, rows):
         shapes = [s.shape for s in in_states]
         out_shape = layer.compute_output_shape(shapes[0] if len(shapes) == 1 else shapes)
         rf, jump, macs = _layer_geometry(layer, in_states)
+        macs *= in_states[0].copies
+        copies = _copies(layer, in_states)
         for t in keras.tree.flatten(node.output_tensors):
-            states[id(t)] = _State(tuple(out_shape), rf, jump)
+            states[id(t)] = _State(tuple(out_shape), rf, jump, copies)
         rows.append((layer.name, tuple(out_shape), rf, jump, layer.count_params(), macs))
 
 
