@@ -165,6 +165,8 @@ class Predictor:
         num_classes: logits per clip.
         class_names: list of names, or None (then class indices are used).
         frames: the static clip length the model requires, or None for any.
+        native_frames: the clip length the model was built for (before
+            `with_dynamic_frames`), or None; a sensible default clip length.
         image_size: `(height, width)` of the model input, or None for any.
         stream_weights: `{part name: weight}` of the fusion.
         source: a description of where the model came from.
@@ -173,7 +175,8 @@ class Predictor:
     def __init__(self, parts: Sequence[_Part], *, num_classes: int,
                  class_names: Optional[Sequence[str]] = None,
                  stream_weights: Optional[Dict[str, float]] = None,
-                 frames: Optional[int] = None, image_size=None, source: str = ""):
+                 frames: Optional[int] = None, image_size=None, source: str = "",
+                 native_frames: Optional[int] = None):
         self.parts = list(parts)
         self.num_classes = int(num_classes)
         if class_names is not None and len(class_names) != self.num_classes:
@@ -188,6 +191,7 @@ class Predictor:
                                  f"Received: stream_weights={weights}")
         self.stream_weights = {p.name: float(weights.get(p.name, 1.0)) for p in self.parts}
         self.frames = frames
+        self.native_frames = frames if native_frames is None else native_frames
         self.image_size = image_size
         self.source = source
         self.streams = tuple(s for s in STREAMS if any(s in p.inputs for p in self.parts))
@@ -318,7 +322,7 @@ class Predictor:
         return cls(parts, num_classes=classes.pop(), class_names=class_names,
                    stream_weights={k: v for k, v in weights.items() if k in streams},
                    frames=None if dynamic_frames else static_frames, image_size=size,
-                   source=source)
+                   source=source, native_frames=static_frames)
 
 
 def _stream_of(model) -> str:
@@ -391,8 +395,10 @@ def with_dynamic_frames(model: keras.Model) -> keras.Model:
 
 
 def _keras_fn(model):
-    call = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
-    (stream,) = [_stream_of(model)]
+    # One trace for every batch size and clip length the model accepts.
+    spec = tf.TensorSpec([None, *model.inputs[0].shape[1:]], tf.float32)
+    call = tf.function(lambda x: model(x, training=False), input_signature=[spec])
+    stream = _stream_of(model)
 
     def fn(inputs):
         out = call(tf.convert_to_tensor(inputs[stream], tf.float32))
@@ -872,8 +878,8 @@ def extract_features(paths: Sequence[PathLike], output_dir: PathLike, predictor,
         raise ValueError(f"The model takes clips of exactly {predictor.frames} frames. "
                          f"Received: window={window}")
     models = {s: available[s] for s in streams}
-    calls = {s: tf.function(lambda x, m=m: m(x, training=False), reduce_retracing=True)
-             for s, m in models.items()}
+    calls = {s: tf.function(lambda x, m=m: m(x, training=False), input_signature=[
+        tf.TensorSpec([None, *m.inputs[0].shape[1:]], tf.float32)]) for s, m in models.items()}
     size = _size_pair(image_size or predictor.image_size)
     estimator = flow_lib.create_flow_estimator(flow_method) if "flow" in streams else None
     report = {"written": [], "skipped": [], "failed": [], "streams": list(streams),
