@@ -20,6 +20,7 @@ setuptools.setup(
         "opencv-contrib-python-headless>=4.10,<6",
         "absl-py>=2.1,<3",
         "matplotlib>=3.8,<4",
+        "tensorboard>=2.20,<3",
     ],
     extras_require={
         "test": ["pytest>=8,<10", "ai-edge-litert>=2.0,<3"],

@@ -63,6 +63,7 @@ def apply_unit3d(
     use_bias=False,
     activation="relu",
     batch_norm_momentum=0.999,
+    synchronized_batch_norm=False,
 ):
     """DeepMind's `Unit3D`: Conv3D (no bias) -> BatchNorm (offset, no scale) -> ReLU.
 
@@ -79,6 +80,9 @@ def apply_unit3d(
         use_bias: give the convolution a bias (only the logits conv has one).
         activation: `"relu"` or None.
         batch_norm_momentum: moving-average momentum (Sonnet's default 0.999).
+        synchronized_batch_norm: compute training batch statistics across all
+            replicas of a `tf.distribute` strategy (so that N replicas train as
+            one device with the same global batch).
 
     Returns:
         The unit's output tensor.
@@ -97,6 +101,7 @@ def apply_unit3d(
             center=True,
             scale=False,
             momentum=batch_norm_momentum,
+            synchronized=synchronized_batch_norm,
             name=f"{name}_batch_norm",
         )(x)
     if activation is not None:
@@ -104,7 +109,9 @@ def apply_unit3d(
     return x
 
 
-def apply_inception_block(x, channels, *, name, batch_norm_momentum=0.999):
+def apply_inception_block(
+    x, channels, *, name, batch_norm_momentum=0.999, synchronized_batch_norm=False
+):
     """An inflated Inception block (DeepMind's `Mixed_*`).
 
     Branch_0: 1x1x1 conv. Branch_1 and Branch_2: 1x1x1 conv -> 3x3x3 conv.
@@ -116,13 +123,17 @@ def apply_inception_block(x, channels, *, name, batch_norm_momentum=0.999):
         channels: `(b0, b1a, b1b, b2a, b2b, b3)` output channels.
         name: the block's endpoint name, e.g. `"Mixed_4b"`.
         batch_norm_momentum: passed to every unit.
+        synchronized_batch_norm: passed to every unit.
 
     Returns:
         Tensor `[batch, time, height, width, b0 + b1b + b2b + b3]`, produced by a
         Concatenate layer named `name`.
     """
     b0, b1a, b1b, b2a, b2b, b3 = channels
-    unit = dict(batch_norm_momentum=batch_norm_momentum)
+    unit = dict(
+        batch_norm_momentum=batch_norm_momentum,
+        synchronized_batch_norm=synchronized_batch_norm,
+    )
     branch_0 = apply_unit3d(x, b0, 1, name=f"{name}_Branch_0_Conv3d_0a_1x1", **unit)
     branch_1 = apply_unit3d(x, b1a, 1, name=f"{name}_Branch_1_Conv3d_0a_1x1", **unit)
     branch_1 = apply_unit3d(branch_1, b1b, 3, name=f"{name}_Branch_1_Conv3d_0b_3x3", **unit)
@@ -213,6 +224,7 @@ def InceptionI3D(
     dropout_rate=0.5,
     adaptive_head=True,
     batch_norm_momentum=0.999,
+    synchronized_batch_norm=False,
     weights=None,
     name=None,
 ):
@@ -239,6 +251,8 @@ def InceptionI3D(
             over space). Where the paper's head applies, it computes exactly
             the paper's head. With False, a too-small static input raises.
         batch_norm_momentum: BatchNorm moving-average momentum (Sonnet 0.999).
+        synchronized_batch_norm: batch statistics across replicas when trained
+            under a multi-replica `tf.distribute` strategy.
         weights: None (random initialisation), `"imagenet"` (ImageNet
             Inception-V1 inflated into 3D), `"kinetics"` (DeepMind's Kinetics
             checkpoint for this stream, ImageNet-pretrained), `"kinetics_scratch"`,
@@ -279,17 +293,17 @@ def InceptionI3D(
         shape=(frames, height, width, STREAM_CHANNELS[stream]), name=stream
     )
     x = inputs
+    bn = dict(
+        batch_norm_momentum=batch_norm_momentum,
+        synchronized_batch_norm=synchronized_batch_norm,
+    )
     for endpoint, kind, args in ARCHITECTURE:
         if kind == "conv":
-            x = apply_unit3d(
-                x, **args, name=endpoint, batch_norm_momentum=batch_norm_momentum
-            )
+            x = apply_unit3d(x, **args, name=endpoint, **bn)
         elif kind == "pool":
             x = i3d_layers.Pooling3D(**args, padding="same", name=endpoint)(x)
         else:
-            x = apply_inception_block(
-                x, args, name=endpoint, batch_norm_momentum=batch_norm_momentum
-            )
+            x = apply_inception_block(x, args, name=endpoint, **bn)
         if endpoint == final_endpoint:
             break
     if builds_head:

@@ -1,0 +1,191 @@
+"""Tests for i3d_keras.training: tiny real runs, resuming, strategies, precision."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+
+from i3d_keras import training
+
+TINY = dict(frames=8, image_size=32, batch_size=4, num_train=16, num_val=8, epochs=2,
+            learning_rate=1e-3, verbose=0)
+
+
+class _Interrupt(keras.callbacks.Callback):
+    """Stops the process-like run after `epoch` finishes, as a kill would."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise KeyboardInterrupt("simulated kill")
+
+
+def test_tiny_run_writes_models_logs_and_curves(tmp_path):
+    summary = training.train(training.TrainConfig(stream="flow", output_dir=str(tmp_path), **TINY))
+    for name in ("best.keras", "last.keras", "history.csv", "training_curves.png", "done.json",
+                 "classes.txt", "config.json"):
+        assert (tmp_path / name).exists(), name
+    assert summary["epochs_run"] == 2
+    assert 0.0 <= summary["best_val_accuracy"] <= 1.0
+    assert os.listdir(tmp_path / "tensorboard")
+    model = keras.models.load_model(tmp_path / "best.keras")
+    assert model.output.shape == (None, 10)
+    # A finished run is not silently retrained.
+    again = training.train(training.TrainConfig(stream="flow", output_dir=str(tmp_path), **TINY))
+    assert again["already_done"]
+
+
+def test_killed_run_resumes_without_losing_epochs(tmp_path):
+    config = training.TrainConfig(stream="rgb", output_dir=str(tmp_path), **{**TINY, "epochs": 3})
+    with pytest.raises(KeyboardInterrupt):
+        training.train(config, callbacks=[_Interrupt(epoch=1)])
+    assert len(training.read_history(tmp_path / "history.csv")["loss"]) == 2
+    assert not (tmp_path / "done.json").exists()
+    summary = training.train(config)
+    history = training.read_history(tmp_path / "history.csv")
+    assert history["epoch"] == [0.0, 1.0, 2.0]  # epoch 3 only was run again
+    assert summary["epochs_run"] == 3
+
+
+def test_bad_arguments_are_reported(tmp_path):
+    with pytest.raises(training.TrainingError, match="no such folder"):
+        training.train(training.TrainConfig(dataset=str(tmp_path / "missing")))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(training.TrainingError, match="no \\*.tfrecord files"):
+        training.train(training.TrainConfig(dataset=str(tmp_path / "empty")))
+    with pytest.raises(training.TrainingError, match="strategy"):
+        training.train(training.TrainConfig(strategy="horovod", output_dir=str(tmp_path / "x")))
+    with pytest.raises(training.TrainingError, match="freeze_until"):
+        training.train(training.TrainConfig(freeze_until="Mixed_9z", output_dir=str(tmp_path / "y"),
+                                            **TINY))
+
+
+def test_freeze_and_schedules():
+    import i3d_keras
+
+    model = i3d_keras.InceptionI3D(3, frames=8, image_size=32)
+    training.freeze_until(model, "Mixed_4f")
+    assert not model.get_layer("Mixed_4f_Branch_0_Conv3d_0a_1x1_conv_3d").trainable
+    assert model.get_layer("Mixed_5b_Branch_0_Conv3d_0a_1x1_conv_3d").trainable
+    step = training.learning_rate_schedule("step", 0.1, 100)
+    np.testing.assert_allclose([float(step(s)) for s in (0, 60, 90)], [0.1, 0.01, 0.001], rtol=1e-6)
+
+
+def test_prepared_shards_train(tmp_path):
+    from i3d_keras import motion_dataset
+
+    motion_dataset.write_motion_dataset(tmp_path / "data", num_train=16, num_val=8, num_frames=8,
+                                        size=32, seed=1)
+    summary = training.train(training.TrainConfig(
+        stream="rgb", dataset=str(tmp_path / "data"), output_dir=str(tmp_path / "run"),
+        epochs=1, batch_size=4, frames=8, image_size=32, verbose=0))
+    assert summary["epochs_run"] == 1
+    assert (tmp_path / "run" / "classes.txt").read_text().split() == list(motion_dataset.CLASSES)
+
+
+# Trains 2 SGD steps in a fresh process (logical devices must be set before TF starts)
+# and prints the trained weights' checksum.
+_STEP_SCRIPT = textwrap.dedent("""
+    import json, os, sys
+    import numpy as np
+    import i3d_keras, keras, tensorflow as tf
+    from i3d_keras import training
+    strategy = training.make_strategy(sys.argv[1], num_cpu_devices=2)
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (8, 4, 32, 32, 2)).astype("float32")
+    y = rng.integers(0, 3, 8).astype("int32")
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(4)
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    ds = ds.with_options(options)
+    with strategy.scope():
+        model = i3d_keras.InceptionI3D(3, "flow", frames=4, image_size=32, dropout_rate=0.0,
+                                       synchronized_batch_norm=strategy.num_replicas_in_sync > 1)
+        keras.utils.set_random_seed(1)
+        model.set_weights([np.random.default_rng(i).normal(0, 0.05, w.shape).astype("float32")
+                           if w.ndim > 1 else w for i, w in enumerate(model.get_weights())])
+        model.compile(keras.optimizers.SGD(0.1),
+                      keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    history = model.fit(ds, epochs=1, verbose=0)
+    kernel = model.get_layer("Logits_Conv3d_0c_1x1_conv_3d").kernel.numpy()
+    first = model.get_layer("Conv3d_1a_7x7_conv_3d").kernel.numpy()
+    if os.environ.get("TF_CONFIG") is None or json.loads(os.environ["TF_CONFIG"])["task"]["index"] == 0:
+        print(json.dumps({"replicas": strategy.num_replicas_in_sync,
+                          "loss": history.history["loss"][-1],
+                          "logits_kernel": kernel.ravel()[:50].tolist(),
+                          "first_kernel": first.ravel()[:50].tolist()}))
+""")
+
+
+def _run(args, env=None, timeout=300):
+    return subprocess.Popen([sys.executable, "-c", _STEP_SCRIPT, *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})})
+
+
+def _result(process, timeout=300):
+    out, err = process.communicate(timeout=timeout)
+    assert process.returncode == 0, err[-3000:]
+    return json.loads(out.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def single_device_result():
+    return _result(_run(["default"]))
+
+
+def _assert_same_training(result, reference, replicas):
+    assert result["replicas"] == replicas
+    np.testing.assert_allclose(result["loss"], reference["loss"], rtol=1e-4)
+    np.testing.assert_allclose(result["logits_kernel"], reference["logits_kernel"], atol=1e-5)
+    np.testing.assert_allclose(result["first_kernel"], reference["first_kernel"], atol=1e-5)
+
+
+def test_mirrored_on_two_cpu_devices_matches_single_device(single_device_result):
+    _assert_same_training(_result(_run(["mirrored"])), single_device_result, replicas=2)
+
+
+def test_multi_worker_on_localhost_matches_single_device(single_device_result):
+    import socket
+
+    ports = []
+    for _ in range(2):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            ports.append(s.getsockname()[1])
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
+    workers = [
+        _run(["multi_worker"], env={"TF_CONFIG": json.dumps(
+            {"cluster": cluster, "task": {"type": "worker", "index": i}})})
+        for i in range(2)
+    ]
+    results = [workers[0], workers[1]]
+    chief = _result(results[0])
+    results[1].communicate(timeout=300)
+    _assert_same_training(chief, single_device_result, replicas=2)
+
+
+def test_mixed_precision_policies():
+    assert training.resolve_precision("bfloat16") == "mixed_bfloat16"
+    assert training.resolve_precision("float16") == "mixed_float16"
+    assert training.resolve_precision("float32") == "float32"
+    assert training.resolve_precision("auto") in ("float32", "mixed_float16")
+
+
+def test_bfloat16_step_runs(tmp_path):
+    try:
+        summary = training.train(training.TrainConfig(
+            stream="flow", output_dir=str(tmp_path), mixed_precision="bfloat16",
+            **{**TINY, "epochs": 1, "num_train": 4, "num_val": 4}))
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert np.isfinite(summary["history"]["loss"][0])
