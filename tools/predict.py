@@ -1,0 +1,113 @@
+"""Classifies video files with I3D: the top-k classes and probabilities.
+
+Reference: Carreira & Zisserman, "Quo Vadis, Action Recognition?", CVPR 2017.
+Videos are decoded at 25 fps with the short side resized to 256, the centre
+224x224 crop (or the model's size) of the whole video is classified; for
+two-stream models flow is computed on the fly and the logits are added.
+
+Usage:
+  # DeepMind's Kinetics-400 RGB weights (downloaded with the class names):
+  python tools/predict.py --model kinetics video1.mp4 video2.avi
+
+  # Two-stream Kinetics (RGB + flow; TV-L1 flow is slow: ~1-3 s per frame pair
+  # on one core; --flow_method dis is ~90x faster, noisier):
+  python tools/predict.py --model kinetics --streams rgb,flow --flow_method dis clip.mp4
+
+  # A model of yours with its class names, top 3, as JSON:
+  python tools/predict.py --model runs/rgb/best.keras --labels classes.txt --top_k 3 \
+      --json predictions.json videos/
+
+  # A converted DeepMind checkpoint, or an exported SavedModel:
+  python tools/predict.py --model kinetics-i3d/data/checkpoints/rgb_imagenet/model.ckpt clip.mp4
+  python tools/predict.py --model saved_models/i3d/1 clip.mp4
+
+VIDEO arguments are files, folders (searched recursively) or .txt lists. A
+video that cannot be read is reported and the others go on; the exit status is
+1 if any video failed (or on a user error such as a missing model file).
+"""
+
+import json
+import os
+import sys
+
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app, flags  # noqa: E402
+
+_MODEL = flags.DEFINE_string("model", "kinetics", "'kinetics', 'kinetics600', "
+                             "'kinetics_scratch', a .keras file, a SavedModel folder or a "
+                             "DeepMind checkpoint.")
+_FLOW_MODEL = flags.DEFINE_string("flow_model", None, "Optional flow stream model (path).")
+_STREAMS = flags.DEFINE_list("streams", ["rgb"], "Streams for the Kinetics keywords: rgb, "
+                             "flow or rgb,flow.")
+_LABELS = flags.DEFINE_string("labels", None, "Class names, one per line (default: the "
+                              "Kinetics label map for Kinetics weights).")
+_TOP_K = flags.DEFINE_integer("top_k", 5, "Classes printed per video.")
+_NUM_FRAMES = flags.DEFINE_integer("num_frames", None, "Centre clip length (default: the "
+                                   "whole video).")
+_FLOW_METHOD = flags.DEFINE_enum("flow_method", "tvl1", ["tvl1", "dis", "farneback"],
+                                 "Flow for two-stream models (tvl1: paper; dis: ~90x faster).")
+_WEIGHTS = flags.DEFINE_list("stream_weights", None, "rgb,flow weights of the logits sum.")
+_JSON = flags.DEFINE_string("json", None, "Also write the results to this JSON file.")
+
+
+def _fail(message):
+    print(f"predict: error: {message}", file=sys.stderr)
+    sys.exit(1)
+
+
+def main(argv):
+    if len(argv) < 2:
+        _fail("expected at least one VIDEO argument (see --help)")
+    bad = [s for s in _STREAMS.value if s not in ("rgb", "flow")]
+    if bad or not _STREAMS.value:
+        _fail(f"--streams must be rgb, flow or rgb,flow. Received: {_STREAMS.value}")
+    if _TOP_K.value < 1:
+        _fail(f"--top_k must be >= 1. Received: top_k={_TOP_K.value}")
+    weights = None
+    if _WEIGHTS.value:
+        try:
+            weights = dict(zip(("rgb", "flow"), (float(v) for v in _WEIGHTS.value)))
+        except ValueError:
+            _fail(f"--stream_weights must be two numbers. Received: {_WEIGHTS.value}")
+
+    from i3d_keras import inference  # noqa: PLC0415 (TensorFlow)
+
+    videos, _ = inference.find_videos(argv[1:])
+    if not videos:
+        _fail(f"no videos found in {argv[1:]}")
+    try:
+        predictor = inference.load_predictor(
+            _MODEL.value, _FLOW_MODEL.value, labels=_LABELS.value, streams=_STREAMS.value)
+        if weights:
+            predictor.stream_weights.update(
+                {k: v for k, v in weights.items() if k in predictor.stream_weights})
+        results = inference.predict_videos(
+            videos, predictor, top_k=_TOP_K.value, num_frames=_NUM_FRAMES.value,
+            flow_method=_FLOW_METHOD.value)
+    except (FileNotFoundError, ValueError) as error:
+        _fail(str(error))
+    except OSError as error:  # e.g. no network for the Kinetics downloads
+        _fail(f"{error} (downloading weights or class names needs network access; pass a "
+              "local model and --labels)")
+    failed = 0
+    for r in results:
+        if not r["ok"]:
+            failed += 1
+            print(f"{r['video']}: FAILED: {r['error']}")
+            continue
+        s = r["seconds"]
+        print(f"{r['video']} ({r['num_frames']} frames, {s['total']:.1f} s):")
+        for rank, item in enumerate(r["top_k"], 1):
+            print(f"  {rank}. {item['probability']:7.2%}  {item['class']}")
+    if _JSON.value:
+        with open(_JSON.value, "w") as f:
+            json.dump(results, f, indent=1)
+    if failed:
+        print(f"predict: {failed} of {len(results)} videos failed", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    app.run(main)
