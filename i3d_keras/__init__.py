@@ -2,46 +2,79 @@
 
 Reference: Carreira & Zisserman, "Quo Vadis, Action Recognition? A New Model
 and the Kinetics Dataset", CVPR 2017.
+
+The public API is re-exported here and loaded on first use, so that importing
+the package (e.g. in the worker processes of flow extraction, which only need
+OpenCV) does not import TensorFlow.
+
+Example:
+
+>>> import i3d_keras
+>>> rgb = i3d_keras.InceptionI3D(num_classes=400, stream="rgb")
+>>> flow = i3d_keras.InceptionI3D(num_classes=400, stream="flow")
+>>> two_stream = i3d_keras.TwoStreamI3D(rgb, flow)
 """
 
+import importlib
 import os
 import sys
 
-# oneDNN's Conv3D kernels are about 2x slower than TensorFlow's own on the CPUs
-# we measured (I3D forward, 64x224x224: 6.3 s with oneDNN, 3.2 s without). TF
-# reads this variable when it is imported, so it only helps if tensorflow is
-# not imported yet; an explicit user setting always wins.
-if "tensorflow" not in sys.modules:
-    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
-
-from i3d_keras.layers import Mean, Pooling3D, WeightedSum  # noqa: E402
-from i3d_keras.model import (  # noqa: E402
-    ARCHITECTURE,
-    ENDPOINTS,
-    InceptionI3D,
-    TwoStreamI3D,
-    apply_inception_block,
-    apply_logits_head,
-    apply_unit3d,
-    endpoint_model,
-    logits_model,
-)
-from i3d_keras.receptive_field import receptive_fields  # noqa: E402
+# Measured on the project's 2-core CPU: TensorFlow's oneDNN kernels run I3D's
+# Conv3D and its backward pass about 2x faster than the Eigen fallback, so we
+# keep TF's default (see README, "Speed"). Set TF_ENABLE_ONEDNN_OPTS before
+# importing TensorFlow to override.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "ARCHITECTURE",
-    "ENDPOINTS",
-    "InceptionI3D",
-    "Mean",
-    "Pooling3D",
-    "TwoStreamI3D",
-    "WeightedSum",
-    "apply_inception_block",
-    "apply_logits_head",
-    "apply_unit3d",
-    "endpoint_model",
-    "logits_model",
-    "receptive_fields",
+# Public name -> module that defines it.
+_EXPORTS = {
+    "model": [
+        "ARCHITECTURE", "ENDPOINTS", "InceptionI3D", "TwoStreamI3D", "apply_inception_block",
+        "apply_logits_head", "apply_unit3d", "endpoint_model", "logits_model",
+    ],
+    "layers": ["DepthwiseConv3D", "Mean", "Pooling3D", "WeightedSum"],
+    "receptive_field": ["receptive_fields"],
+    "inflation": [
+        "adapt_input_channels", "i3d_time_kernel", "inflate", "inflate_kernel",
+        "inflate_model", "inflate_weights", "resnet_time_kernel", "unpadded_time_positions",
+    ],
+    "inception_v1": ["InceptionV1", "inflate_into_i3d", "load_slim_checkpoint"],
+    "conversion": ["CHECKPOINT_NAMES", "from_deepmind_checkpoint", "load_deepmind_checkpoint"],
+    "weights": ["load_pretrained"],
+    "preprocessing": [
+        "center_crop", "dequantize_flow", "flip_left_right", "quantize_flow", "random_crop",
+        "resize_short_side", "sample_frames", "scale_rgb",
+    ],
+    "video": ["VideoDecodeError", "read_video", "write_video"],
+    "flow": ["compute_flow", "extract_flow"],
+    "records": ["read_examples", "write_shards"],
+    "datasets": ["prepare_dataset"],
+    "input_pipeline": ["build_dataset", "load_split", "video_files_dataset"],
+    "motion_dataset": ["generate_motion_clips", "motion_datasets", "write_motion_dataset"],
+    "training": ["TrainConfig", "train"],
+    "export": ["export_saved_model", "export_tflite", "verify_tflite"],
+}
+_SUBMODULES = [
+    "baselines", "comparison", "conversion", "datasets", "evaluation", "export", "flow",
+    "inception_v1", "inference", "inflation", "input_pipeline", "layers", "model",
+    "motion_dataset", "preprocessing", "receptive_field", "records", "training", "video",
+    "weights",
 ]
+_OWNER = {name: module for module, names in _EXPORTS.items() for name in names}
+
+__all__ = sorted(_OWNER)
+
+
+def __getattr__(name):
+    if name in _OWNER:
+        value = getattr(importlib.import_module(f"{__name__}.{_OWNER[name]}"), name)
+        setattr(sys.modules[__name__], name, value)
+        return value
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__) | set(_SUBMODULES))

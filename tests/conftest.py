@@ -4,7 +4,6 @@ import os
 import pathlib
 
 # Must be set before TensorFlow is imported (see i3d_keras/__init__.py).
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402

@@ -1,0 +1,142 @@
+"""Speed measurements of I3D: forward pass, training step, memory, matmul peak.
+
+Timings are medians of repeated runs after a warm-up (tracing) run; the
+machine's float32 matmul throughput is measured in the same run so that the
+model's effective GFLOP/s can be read as a fraction of what the machine does.
+
+Reference: Carreira & Zisserman, "Quo Vadis, Action Recognition?", CVPR 2017
+(the network measured); `receptive_fields` counts its multiply-adds.
+"""
+
+import os
+import platform
+import resource
+import statistics
+import time
+
+import keras
+import tensorflow as tf
+
+from i3d_keras import model as i3d_model
+from i3d_keras import receptive_field
+
+
+def _median_seconds(fn, repeats):
+    fn()  # warm-up: tracing, allocation
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), times
+
+
+def matmul_gflops(size=2048, repeats=5):
+    """float32 matrix-multiply throughput of this machine (GFLOP/s)."""
+    a = tf.random.uniform([size, size])
+    b = tf.random.uniform([size, size])
+    matmul = tf.function(lambda: tf.linalg.matmul(a, b))
+    seconds, _ = _median_seconds(lambda: matmul().numpy(), repeats)
+    return 2 * size**3 / seconds / 1e9
+
+
+def model_macs(model, input_shape):
+    """Multiply-adds per clip of `model` for one `input_shape` (without batch)."""
+    return sum(r.macs for r in receptive_field.receptive_fields(model, input_shape=input_shape))
+
+
+def time_forward(model, frames, image_size=224, repeats=3, xla=False, device=None):
+    """Seconds per clip (batch 1) and effective GFLOP/s of the forward pass."""
+    shape = (frames, image_size, image_size, model.inputs[0].shape[-1])
+    clip = tf.random.uniform((1, *shape), -1, 1)
+    forward = tf.function(lambda x: model(x, training=False), jit_compile=xla)
+    with tf.device(device) if device else _nullcontext():
+        seconds, runs = _median_seconds(lambda: forward(clip).numpy(), repeats)
+    macs = model_macs(model, shape)
+    return {"seconds": seconds, "runs": runs, "gmacs": macs / 1e9,
+            "effective_gflops": 2 * macs / seconds / 1e9}
+
+
+def time_train_step(model, batch=2, frames=16, image_size=224, repeats=3, xla=False):
+    """Seconds per SGD step (forward + backward + update, BatchNorm in training)."""
+    optimizer = keras.optimizers.SGD(0.01, momentum=0.9)
+    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    x = tf.random.uniform((batch, frames, image_size, image_size, model.inputs[0].shape[-1]), -1, 1)
+    y = tf.zeros([batch], tf.int32)
+
+    @tf.function(jit_compile=xla)
+    def step(x, y):
+        with tf.GradientTape() as tape:
+            loss = loss_fn(y, model(x, training=True))
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return loss
+
+    seconds, runs = _median_seconds(lambda: step(x, y).numpy(), repeats)
+    shape = (frames, image_size, image_size, model.inputs[0].shape[-1])
+    macs = model_macs(model, shape) * batch
+    # Backward is about twice the forward's multiply-adds.
+    return {"seconds": seconds, "runs": runs, "batch": batch, "frames": frames,
+            "effective_gflops": 3 * 2 * macs / seconds / 1e9}
+
+
+class _nullcontext:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def peak_memory_mb():
+    """Peak resident memory of this process (MiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_benchmarks(frames=(16, 32, 64, 250), image_size=224, repeats=3, train_batch=2,
+                   train_frames=16, xla=False):
+    """Runs every measurement; returns a JSON-serialisable dict."""
+    results = {
+        "machine": {"processor": platform.processor() or platform.machine(),
+                    "cpus": os.cpu_count(), "tensorflow": tf.__version__,
+                    "keras": keras.__version__,
+                    "onednn_env": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "unset (TF default)"),
+                    "gpus": [d.name for d in tf.config.list_physical_devices("GPU")]},
+        "xla": xla,
+        "matmul_gflops": matmul_gflops(),
+        "forward": {},
+    }
+    model = i3d_model.InceptionI3D(400, "rgb", frames=None, image_size=image_size)
+    for f in frames:
+        results["forward"][str(f)] = time_forward(model, f, image_size, repeats, xla)
+    if train_batch:
+        results["train_step"] = time_train_step(model, train_batch, train_frames, image_size,
+                                                repeats, xla)
+    if results["machine"]["gpus"]:
+        gpu = time_forward(model, 64, image_size, repeats, xla=True, device="/GPU:0")
+        results["gpu_clips_per_second_64f"] = 1.0 / gpu["seconds"]
+    results["peak_memory_mb"] = peak_memory_mb()
+    return results
+
+
+def format_results(results):
+    """A short text table of `run_benchmarks` results."""
+    peak = results["matmul_gflops"]
+    lines = [f"matmul float32: {peak:.1f} GFLOP/s   (oneDNN: {results['machine']['onednn_env']},"
+             f" XLA: {results['xla']})",
+             f"{'forward':<14} {'s/clip':>8} {'GMACs':>8} {'GFLOP/s':>9} {'of matmul':>10}"]
+    for f, r in results["forward"].items():
+        lines.append(f"{f + ' frames':<14} {r['seconds']:>8.3f} {r['gmacs']:>8.1f} "
+                     f"{r['effective_gflops']:>9.1f} {r['effective_gflops'] / peak:>9.0%}")
+    if "train_step" in results:
+        t = results["train_step"]
+        lines.append(f"train step (batch {t['batch']} x {t['frames']} frames): {t['seconds']:.3f} s,"
+                     f" {t['effective_gflops']:.1f} GFLOP/s")
+    if "gpu_clips_per_second_64f" in results:
+        lines.append(f"GPU: {results['gpu_clips_per_second_64f']:.2f} clips/s (64 frames)")
+    lines.append(f"peak memory: {results['peak_memory_mb']:.0f} MiB")
+    return "\n".join(lines)
+
+
+__all__ = ["format_results", "matmul_gflops", "model_macs", "peak_memory_mb", "run_benchmarks",
+           "time_forward", "time_train_step"]

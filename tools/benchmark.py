@@ -1,0 +1,93 @@
+"""Benchmarks I3D on this machine: forward pass, training step, memory, matmul peak.
+
+Measures, in one run so that results can be read as ratios:
+  * the machine's float32 matrix-multiply throughput (GFLOP/s, 2048x2048 matmul);
+  * seconds per clip and effective GFLOP/s (2 x multiply-adds / time) of the RGB
+    I3D forward pass at 16, 32, 64 and 250 frames of 224x224;
+  * a training step (SGD, batch 2 x 16 frames x 224x224, BatchNorm in training);
+  * peak resident memory of the process;
+  * GPU clips/s when a GPU is visible.
+Every timing is the median of --repeats runs after a warm-up run.
+
+Usage:
+  python tools/benchmark.py                          # everything, JSON + table
+  python tools/benchmark.py --frames 16,64 --repeats 5 --output bench.json
+  python tools/benchmark.py --onednn both            # oneDNN on vs off, same run
+  python tools/benchmark.py --xla                    # XLA-compiled functions
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+from absl import app, flags
+
+_FRAMES = flags.DEFINE_string("frames", "16,32,64,250", "Clip lengths for the forward pass.")
+_SIZE = flags.DEFINE_integer("image_size", 224, "Frame size.")
+_REPEATS = flags.DEFINE_integer("repeats", 3, "Timed runs per measurement (median).")
+_TRAIN_BATCH = flags.DEFINE_integer("train_batch", 2, "Training step batch size.")
+_TRAIN_FRAMES = flags.DEFINE_integer("train_frames", 16, "Training step clip length.")
+_SKIP_TRAIN = flags.DEFINE_bool("skip_train", False, "Skip the training step.")
+_XLA = flags.DEFINE_bool("xla", False, "Compile the forward and training functions with XLA.")
+_ONEDNN = flags.DEFINE_enum("onednn", "default", ["default", "on", "off", "both"],
+                            "TF_ENABLE_ONEDNN_OPTS for the measurement (both: one child "
+                            "process each, results side by side).")
+_OUTPUT = flags.DEFINE_string("output", None, "Write the JSON results here.")
+
+
+def _child_args(setting):
+    args = [sys.executable, os.path.abspath(__file__), "--onednn", setting]
+    for name in ("frames", "image_size", "repeats", "train_batch", "train_frames"):
+        args.append(f"--{name}={flags.FLAGS[name].value}")
+    args += ["--skip_train"] if _SKIP_TRAIN.value else []
+    args += ["--xla"] if _XLA.value else []
+    return args
+
+
+def main(argv):
+    del argv
+    if _ONEDNN.value == "both":
+        results = {}
+        for setting in ("on", "off"):
+            out = subprocess.run(_child_args(setting), capture_output=True, text=True)
+            if out.returncode != 0:
+                sys.exit(f"error: benchmark child (oneDNN {setting}) failed:\n{out.stderr[-2000:]}")
+            results[setting] = json.loads(out.stdout.strip().splitlines()[-1])
+            print(f"--- oneDNN {setting} ---\n{results[setting]['table']}", file=sys.stderr)
+        for key, value in results["on"]["forward"].items():
+            off = results["off"]["forward"][key]["seconds"]
+            print(f"forward {key} frames: oneDNN on/off time ratio "
+                  f"{value['seconds'] / off:.2f}", file=sys.stderr)
+        if "train_step" in results["on"]:
+            print("train step: oneDNN on/off time ratio "
+                  f"{results['on']['train_step']['seconds'] / results['off']['train_step']['seconds']:.2f}",
+                  file=sys.stderr)
+        if _OUTPUT.value:
+            with open(_OUTPUT.value, "w") as f:
+                json.dump(results, f, indent=1)
+        print(json.dumps({k: {kk: vv for kk, vv in v.items() if kk != "table"}
+                          for k, v in results.items()}))
+        return
+    if _ONEDNN.value != "default":
+        os.environ["TF_ENABLE_ONEDNN_OPTS"] = "1" if _ONEDNN.value == "on" else "0"
+
+    from i3d_keras import benchmarking  # noqa: PLC0415 (after the environment is set)
+
+    frames = [int(f) for f in _FRAMES.value.split(",") if f]
+    results = benchmarking.run_benchmarks(
+        frames=frames, image_size=_SIZE.value, repeats=_REPEATS.value,
+        train_batch=None if _SKIP_TRAIN.value else _TRAIN_BATCH.value,
+        train_frames=_TRAIN_FRAMES.value, xla=_XLA.value,
+    )
+    results["onednn"] = _ONEDNN.value
+    results["table"] = benchmarking.format_results(results)
+    print(results["table"], file=sys.stderr)
+    if _OUTPUT.value:
+        with open(_OUTPUT.value, "w") as f:
+            json.dump(results, f, indent=1)
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    app.run(main)
