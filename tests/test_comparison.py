@@ -1,0 +1,90 @@
+"""Tests of the architecture comparison (i3d_keras.comparison, tools/compare.py)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from i3d_keras import comparison
+from i3d_keras.comparison import ComparisonRow, within_pair_accuracy
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_within_pair_accuracy():
+    labels = np.array([0, 1, 2, 3, 4])
+    logits = np.array([
+        [5.0, 1.0, 9.0, 0.0, 0.0],  # class 0 beats 1 (9 for class 2 is irrelevant): right
+        [5.0, 1.0, 0.0, 0.0, 0.0],  # class 1 loses to 0: wrong
+        [0.0, 0.0, 1.0, 1.0, 0.0],  # tie: wrong
+        [0.0, 0.0, 0.0, 2.0, 0.0],  # right
+        [0.0, 0.0, 0.0, 0.0, 1.0],  # class 4 is in no pair: ignored
+    ])
+    assert within_pair_accuracy(logits, labels, [(0, 1), (2, 3)]) == (0.5, 4)
+    assert within_pair_accuracy(logits, labels, []) == (None, 0)
+    with pytest.raises(ValueError, match="Received: logits of shape"):
+        within_pair_accuracy(logits[:2], labels, [(0, 1)])
+    assert comparison.motion_class_pairs() == [(0, 1), (2, 3), (4, 5), (6, 7), (8, 9)]
+
+
+def test_report_files(tmp_path):
+    rows = [
+        ComparisonRow("convnet_pooling", "rgb", 5_617_434, "16 rgb", 489_000_000, 0.5, 0.49,
+                      100, 12.0),
+        ComparisonRow("i3d", "rgb", 12_304_794, "16 rgb", 567_000_000, 0.9, 0.95, 100, 30.0,
+                      "12M"),
+    ]
+    paths = comparison.write_report(rows, tmp_path, {"num_classes": 10, "epochs": 1})
+    text = Path(paths["markdown"]).read_text()
+    assert "| convnet_pooling | rgb | 5,617,434 | 16 rgb | 0.489 | 50.0% | 49.0% |" in text
+    assert "| i3d | rgb | 12,304,794 | 16 rgb | 0.567 | 90.0% | 95.0% | 30s | 12M |" in text
+    assert "40.2%-59.8%" in text  # a coin's 95% interval on 100 pair clips
+    png = Path(paths["png"]).read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 1000
+    assert json.loads(Path(paths["json"]).read_text())["rows"][1]["name"] == "i3d"
+
+
+def test_tiny_run_two_architectures(tmp_path):
+    logs = []
+    rows = comparison.run_comparison(
+        tmp_path, ["convnet_pooling", "two_stream_2d"], num_train=32, num_val=20, frames=10,
+        image_size=32, epochs=1, batch_size=8, log=logs.append,
+    )
+    assert [r.name for r in rows] == ["convnet_pooling", "two_stream_2d"]
+    assert rows[0].input_frames == "10 rgb"
+    assert rows[1].input_frames == "1 rgb, 10 flow"
+    assert rows[1].inputs == "rgb+flow"
+    for row in rows:
+        assert 0.0 <= row.accuracy <= 1.0 and 0.0 <= row.within_pair_accuracy <= 1.0
+        assert row.pair_clips == 20 and row.params > 0 and row.macs > 0
+    assert any("ETA" in line for line in logs)
+    assert (tmp_path / "comparison.png").stat().st_size > 1000
+    text = (tmp_path / "comparison.md").read_text()
+    assert text.count("\n| ") == 3  # header + 2 rows
+
+
+def test_errors(tmp_path):
+    with pytest.raises(ValueError, match="Received: \\['resnet'\\]"):
+        comparison.run_comparison(tmp_path, ["resnet"])
+    with pytest.raises(ValueError, match="Received: epochs=0"):
+        comparison.run_comparison(tmp_path, ["i3d"], epochs=0)
+
+
+def test_cli_costs_only(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "compare.py"), f"--output_dir={tmp_path}",
+         "--arch=convnet_lstm,c3d", "--frames=8", "--image_size=32", "--notrain"],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "| c3d | rgb |" in result.stdout
+    assert (tmp_path / "comparison.md").exists() and (tmp_path / "comparison.png").exists()
+    bad = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "compare.py"), f"--output_dir={tmp_path}",
+         "--arch=resnet", "--notrain"],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert bad.returncode != 0 and "resnet" in bad.stderr
