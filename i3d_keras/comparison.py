@@ -185,6 +185,7 @@ def run_comparison(
     num_classes=None,
     class_pairs=None,
     train=True,
+    run_eagerly=False,
     log=print,
 ):
     """Trains and evaluates each architecture briefly; writes a table and a chart.
@@ -223,6 +224,8 @@ def run_comparison(
             (default: the motion dataset's pairs with the default data, none
             with `make_datasets`).
         train: False only measures parameters, frames and multiply-adds.
+        run_eagerly: train and predict eagerly (no graph tracing: faster for
+            a handful of steps, e.g. tests; much slower for real runs).
         log: progress callback taking a string.
 
     Returns:
@@ -259,12 +262,26 @@ def run_comparison(
     class_pairs = class_pairs or []
 
     start = time.time()
-    # Costs first (cheap), so that the ETA can weigh what is left by its MACs.
-    rows = []
+
+    def report():
+        config = dict(
+            dataset="custom" if custom_data else "motion (built-in)",
+            num_train=num_train, num_val=num_val, frames=frames, image_size=image_size,
+            epochs=epochs if train else 0, batch_size=batch_size, learning_rate=learning_rate,
+            batch_norm_momentum=batch_norm_momentum, stream=stream, weights=weights, seed=seed,
+            num_classes=num_classes, total_seconds=round(time.time() - start, 1),
+        )
+        write_report(rows, output_dir, config)
+
+    # Costs first (cheap), so that the ETA can weigh what is left by its MACs;
+    # the models are kept for training.
+    rows, models = [], {}
     for name in architectures:
-        keras.backend.clear_session()
-        _, row = _cost_model_and_row(name, num_classes, frames, image_size, stream, None,
-                                     batch_norm_momentum)
+        keras.utils.set_random_seed(seed)
+        models[name], row = _cost_model_and_row(name, num_classes, frames, image_size, stream,
+                                                weights, batch_norm_momentum)
+        if not train:
+            del models[name]
         rows.append(row)
         log(f"[{len(rows)}/{len(architectures)}] {name}: {row.params:,} params, "
             f"{row.macs / 1e9:.3f} GMACs/clip, frames: {row.input_frames}")
@@ -273,14 +290,12 @@ def run_comparison(
         done_macs, train_time = 0.0, 0.0
         total_macs = float(sum(r.macs for r in rows))
         for index, row in enumerate(rows):
-            keras.backend.clear_session()
             keras.utils.set_random_seed(seed)
             modality = baselines.input_modality(row.name, stream)
             if modality not in datasets:
                 datasets[modality] = make_datasets(modality)
             train_ds, val_ds = datasets[modality]
-            model, _ = _cost_model_and_row(row.name, num_classes, frames, image_size, stream,
-                                           weights, batch_norm_momentum)
+            model = models.pop(row.name)
             steps = int(train_ds.cardinality().numpy())
             schedule = learning_rate
             if steps > 0:
@@ -290,12 +305,13 @@ def run_comparison(
                 optimizer=keras.optimizers.Adam(schedule),
                 loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                 metrics=["accuracy"],
+                run_eagerly=run_eagerly,
             )
             arch_start = time.time()
-            progress = _Progress(log, row.name, index, len(rows), epochs, start,
-                                 lambda fraction, r=row: _eta(
-                                     train_time, done_macs, total_macs, r.macs, fraction,
-                                     time.time() - arch_start))
+            progress = _progress_callback(
+                log, row.name, index, len(rows), epochs, start,
+                lambda fraction, r=row: _eta(train_time, done_macs, total_macs, r.macs,
+                                             fraction, time.time() - arch_start))
             model.fit(train_ds, epochs=epochs, verbose=0, callbacks=[progress])
             logits = model.predict(val_ds, verbose=0)
             labels = np.concatenate([np.asarray(y) for _, y in val_ds])
@@ -312,14 +328,8 @@ def run_comparison(
                 f"{_format_duration(time.time() - start)}, ETA "
                 f"{_format_duration(_eta(train_time, done_macs, total_macs, 0, 0, 0))})")
             del model
-    config = dict(
-        dataset="custom" if custom_data else "motion (built-in)",
-        num_train=num_train, num_val=num_val, frames=frames, image_size=image_size,
-        epochs=epochs if train else 0, batch_size=batch_size, learning_rate=learning_rate,
-        batch_norm_momentum=batch_norm_momentum, stream=stream, weights=weights, seed=seed,
-        num_classes=num_classes, total_seconds=round(time.time() - start, 1),
-    )
-    write_report(rows, output_dir, config)
+            report()  # results so far, in case a long run is stopped
+    report()
     return rows
 
 
@@ -339,30 +349,21 @@ def _eta(train_time, done_macs, total_macs, current_macs, fraction, current_elap
     return (total_macs - done_macs) * train_time / done_macs
 
 
-class _Progress:
+def _progress_callback(log, name, index, count, epochs, start, eta):
     """A Keras callback logging each epoch with the overall ETA."""
+    import keras  # noqa: PLC0415
 
-    def __new__(cls, *args, **kwargs):
-        import keras  # noqa: PLC0415
+    class Progress(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs or {}
+            left = eta((epoch + 1) / epochs)
+            eta_text = "?" if math.isnan(left) else _format_duration(left)
+            log(f"[{index + 1}/{count}] {name} epoch {epoch + 1}/{epochs}: "
+                f"loss {logs.get('loss', float('nan')):.3f}, "
+                f"train accuracy {logs.get('accuracy', float('nan')):.1%} "
+                f"(elapsed {_format_duration(time.time() - start)}, ETA {eta_text})")
 
-        class Progress(keras.callbacks.Callback):
-            def __init__(self, log, name, index, count, epochs, start, eta):
-                super().__init__()
-                self.log, self.name, self.index, self.count = log, name, index, count
-                self.epochs, self.start, self.eta = epochs, start, eta
-
-            def on_epoch_end(self, epoch, logs=None):
-                logs = logs or {}
-                eta = self.eta((epoch + 1) / self.epochs)
-                eta_text = "?" if math.isnan(eta) else _format_duration(eta)
-                self.log(
-                    f"[{self.index + 1}/{self.count}] {self.name} epoch {epoch + 1}/{self.epochs}: "
-                    f"loss {logs.get('loss', float('nan')):.3f}, "
-                    f"train accuracy {logs.get('accuracy', float('nan')):.1%} "
-                    f"(elapsed {_format_duration(time.time() - self.start)}, ETA {eta_text})"
-                )
-
-        return Progress(*args, **kwargs)
+    return Progress()
 
 
 def _percent(value):

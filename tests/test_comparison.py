@@ -51,7 +51,7 @@ def test_tiny_run_two_architectures(tmp_path):
     logs = []
     rows = comparison.run_comparison(
         tmp_path, ["convnet_pooling", "two_stream_2d"], num_train=32, num_val=20, frames=10,
-        image_size=32, epochs=1, batch_size=8, log=logs.append,
+        image_size=32, epochs=1, batch_size=8, run_eagerly=True, log=logs.append,
     )
     assert [r.name for r in rows] == ["convnet_pooling", "two_stream_2d"]
     assert rows[0].input_frames == "10 rgb"
