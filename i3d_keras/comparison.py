@@ -415,6 +415,14 @@ def format_markdown(rows, config):
             f"pair? A model blind to frame order is at 50% (95% interval for a coin on "
             f"{pair_clips} clips: {0.5 - half:.1%}-{0.5 + half:.1%})."
         )
+        measured = [r for r in rows if r.within_pair_accuracy is not None]
+        above = [r.name for r in measured if r.within_pair_accuracy > 0.5 + half]
+        at = [r.name for r in measured if 0.5 - half <= r.within_pair_accuracy <= 0.5 + half]
+        below = [r.name for r in measured if r.within_pair_accuracy < 0.5 - half]
+        for label, names in (("Above chance within pairs", above),
+                             ("At chance within pairs", at), ("Below chance", below)):
+            if names:
+                lines.append(f"{label}: {', '.join(names)}.")
     lines.append(
         "Parameters and multiply-adds are for this run's configuration (classes, clip "
         "size); the paper's counts are for Kinetics (400 classes, 224x224). "

@@ -42,6 +42,8 @@ def test_report_files(tmp_path):
     assert "| convnet_pooling | rgb | 5,617,434 | 16 rgb | 0.489 | 50.0% | 49.0% |" in text
     assert "| i3d | rgb | 12,304,794 | 16 rgb | 0.567 | 90.0% | 95.0% | 30s | 12M |" in text
     assert "40.2%-59.8%" in text  # a coin's 95% interval on 100 pair clips
+    assert "Above chance within pairs: i3d." in text
+    assert "At chance within pairs: convnet_pooling." in text
     png = Path(paths["png"]).read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 1000
     assert json.loads(Path(paths["json"]).read_text())["rows"][1]["name"] == "i3d"
