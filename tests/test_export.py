@@ -1,5 +1,7 @@
 """Tests for i3d_keras.export: SavedModel signatures and LiteRT builtin-only files."""
 
+import json
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -86,13 +88,17 @@ def test_versions_are_never_overwritten(streams, tmp_path):
     ("float32", 1e-4), ("float16", 5e-2), ("dynamic_int8", None)])
 def test_tflite_builtin_only_runs_in_litert(streams, clip, tmp_path, quantization, tolerance):
     pytest.importorskip("ai_edge_litert", reason="needs the standalone ai-edge-litert runtime")
-    fused = i3d_keras.TwoStreamI3D(streams["rgb"], streams["flow"])
-    path = export.export_tflite(fused, tmp_path / f"i3d_{quantization}.tflite",
+    # The fusion model in float32; one stream for the quantised variants (faster).
+    if quantization == "float32":
+        model, inputs = i3d_keras.TwoStreamI3D(streams["rgb"], streams["flow"]), clip
+    else:
+        model, inputs = streams["rgb"], {"rgb": clip["rgb"]}
+    path = export.export_tflite(model, tmp_path / f"i3d_{quantization}.tflite",
                                 quantization=quantization)
     ops = export.tflite_builtin_ops(path)
     assert "CONV_3D" in ops and "MAX_POOL_2D" in ops
     assert not [op for op in ops if op.startswith("Flex") or op == "CUSTOM"], ops
-    report = export.verify_tflite(fused, path, clip)
+    report = export.verify_tflite(model, path, inputs)
     if tolerance is not None:
         assert report["max_abs_logit_diff"] <= tolerance, report
     assert np.isfinite(report["max_abs_logit_diff"])
@@ -104,3 +110,36 @@ def test_tflite_needs_fixed_shapes_and_known_quantization(streams, tmp_path):
         export.export_tflite(dynamic, tmp_path / "x.tflite")
     with pytest.raises(export.ExportError, match="quantization"):
         export.export_tflite(streams["rgb"], tmp_path / "x.tflite", quantization="int4")
+
+
+def test_serving_requests_fit_the_signature(streams, tmp_path):
+    from i3d_keras import serving
+
+    fused = i3d_keras.TwoStreamI3D(streams["rgb"], streams["flow"])
+    path = export.export_saved_model(fused, tmp_path, "i3d", class_names=NAMES, image_size=SIZE)
+    signature = tf.saved_model.load(str(path)).signatures["serving_default"]
+    rng = np.random.default_rng(4)
+    inputs = serving.request_inputs(
+        rng.integers(0, 256, (FRAMES, 40, 48, 3), dtype=np.uint8),
+        rng.uniform(-0.1, 0.1, (FRAMES, 40, 48, 2)).astype("float32"))
+    serving.check_against_signature(inputs, signature)
+    expected = signature(**{k: tf.constant(v) for k, v in inputs.items()})["logits"]
+    # REST: JSON round trip, decoded with the signature's dtypes as the server does.
+    payload = json.loads(json.dumps(serving.rest_payload(inputs)))
+    assert payload["signature_name"] == "serving_default"
+    rest_inputs = serving.inputs_from_rest(payload, signature)
+    np.testing.assert_allclose(signature(**rest_inputs)["logits"], expected, rtol=1e-6)
+    # gRPC: a real PredictRequest protobuf, serialised and parsed back.
+    pytest.importorskip("tensorflow_serving", reason="needs tensorflow-serving-api")
+    from tensorflow_serving.apis import predict_pb2
+
+    request = predict_pb2.PredictRequest.FromString(
+        serving.grpc_request(inputs, "i3d").SerializeToString())
+    assert request.model_spec.name == "i3d" and set(request.inputs) == {"frames", "flow"}
+    np.testing.assert_allclose(
+        signature(**serving.inputs_from_grpc(request))["logits"], expected, rtol=1e-6)
+    with pytest.raises(ValueError, match="Expected inputs"):
+        serving.check_against_signature({"frames": inputs["frames"]}, signature)
+    with pytest.raises(ValueError, match="dtype"):
+        serving.check_against_signature(
+            {"frames": inputs["frames"].astype("float32"), "flow": inputs["flow"]}, signature)

@@ -1,0 +1,73 @@
+"""Sends a video to TF Serving (REST or gRPC) and prints the top classes.
+
+Reference: Carreira & Zisserman, "Quo Vadis, Action Recognition?", CVPR 2017.
+The video is decoded with OpenCV at 25 fps (short side 256); the server's
+`serving_default` signature (from tools/export.py) crops and scales in its graph.
+For two-stream models, flow is computed here (--flow_method) and sent as well.
+
+Usage:
+  # Start TF Serving (see README, "Serving"), then:
+  python tools/serving_client.py --model_name i3d clip.mp4                  # REST :8501
+  python tools/serving_client.py --protocol grpc --port 8500 --model_name i3d clip.mp4
+  python tools/serving_client.py --two_stream --flow_method dis clip.mp4
+  # Write the request instead of sending it (e.g. for curl -d @request.json):
+  python tools/serving_client.py --dry_run request.json clip.mp4
+"""
+
+import json
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app, flags  # noqa: E402
+
+_PROTOCOL = flags.DEFINE_enum("protocol", "rest", ["rest", "grpc"], "Request protocol.")
+_HOST = flags.DEFINE_string("host", "localhost", "TF Serving host.")
+_PORT = flags.DEFINE_integer("port", None, "Port (default 8501 REST, 8500 gRPC).")
+_NAME = flags.DEFINE_string("model_name", "i3d", "Served model name.")
+_TWO_STREAM = flags.DEFINE_bool("two_stream", False, "Send flow as well (two-stream model).")
+_FLOW = flags.DEFINE_enum("flow_method", "tvl1", ["tvl1", "dis", "farneback"], "Flow method.")
+_FRAMES = flags.DEFINE_integer("max_frames", 250, "Send at most this many frames (10 s).")
+_DRY_RUN = flags.DEFINE_string("dry_run", None, "Write the REST JSON request here; send nothing.")
+
+
+def main(argv):
+    videos = argv[1:]
+    if len(videos) != 1:
+        sys.exit("error: give exactly one video file")
+    from i3d_keras import flow as flow_lib  # noqa: PLC0415
+    from i3d_keras import serving, video  # noqa: PLC0415
+
+    try:
+        frames = video.read_video(videos[0])[: _FRAMES.value]
+    except video.VideoDecodeError as error:
+        sys.exit(f"error: {error}")
+    flow = flow_lib.compute_flow(frames, method=_FLOW.value) if _TWO_STREAM.value else None
+    inputs = serving.request_inputs(frames, flow)
+    try:
+        if _DRY_RUN.value:
+            with open(_DRY_RUN.value, "w") as f:
+                json.dump(serving.rest_payload(inputs), f)
+            print(f"wrote {_DRY_RUN.value}: inputs "
+                  f"{ {k: list(v.shape) for k, v in inputs.items()} }")
+            return
+        if _PROTOCOL.value == "rest":
+            answer = serving.send_rest(serving.rest_payload(inputs), _NAME.value, _HOST.value,
+                                       _PORT.value or serving.REST_PORT)["outputs"]
+        else:
+            answer = serving.send_grpc(serving.grpc_request(inputs, _NAME.value), _HOST.value,
+                                       _PORT.value or serving.GRPC_PORT)
+    except OSError as error:
+        sys.exit(f"error: could not reach TF Serving at {_HOST.value}: {error}")
+    except Exception as error:  # grpc.RpcError and HTTP errors carry the server's message
+        sys.exit(f"error: TF Serving answered: {error}")
+    names = answer["top_k_names"][0]
+    probs = answer["top_k_probabilities"][0]
+    for name, prob in zip(names, probs):
+        name = name.decode() if isinstance(name, bytes) else name
+        print(f"{float(prob):.4f}  {name}")
+
+
+if __name__ == "__main__":
+    app.run(main)
