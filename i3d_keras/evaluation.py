@@ -28,6 +28,7 @@ confusion-matrix PNG (`plot_confusion_matrix`).
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import time
@@ -489,7 +490,13 @@ def evaluate(model, data_dir: PathLike, split: Optional[str] = None, *,
     except inference.ModelLoadError as error:
         raise EvaluationError(str(error)) from None
     if isinstance(model, inference.Predictor) and stream_weights:
-        predictor.stream_weights.update({k: float(v) for k, v in stream_weights.items()})
+        unknown = set(stream_weights) - set(predictor.stream_weights)
+        if unknown:
+            raise EvaluationError(f"Expected stream weights for {sorted(predictor.stream_weights)}."
+                                  f" Received: stream_weights={stream_weights}")
+        predictor = copy.copy(predictor)  # the caller's predictor keeps its weights
+        predictor.stream_weights = {**model.stream_weights,
+                                    **{k: float(v) for k, v in stream_weights.items()}}
     check_classes(predictor, info["classes"])
     if "flow" in predictor.streams and not info["has_flow"]:
         raise EvaluationError(
@@ -532,7 +539,7 @@ def evaluate(model, data_dir: PathLike, split: Optional[str] = None, *,
     report = {
         "model": predictor.source,
         "streams": list(predictor.streams),
-        "stream_weights": predictor.stream_weights,
+        "stream_weights": dict(predictor.stream_weights),
         "dataset": str(data_dir),
         "dataset_name": info["metadata"].get("name"),
         "split": info["split"],

@@ -425,8 +425,9 @@ def _saved_model_predictor(path: Path, class_names, stream_weights) -> Predictor
     meta_path = path / "assets.extra" / "i3d_keras.json"
     meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
     num_classes = int(signature.structured_outputs["logits"].shape[-1])
-    if class_names is None and meta.get("class_names"):
-        class_names = meta["class_names"]
+    exported = meta.get("class_names")
+    if class_names is None and exported and exported != [str(i) for i in range(num_classes)]:
+        class_names = exported  # (the export writes indices when it had no names)
     shape = specs[streams[0]].shape  # [batch, T, H, W, C]
 
     def fn(inputs):

@@ -79,11 +79,9 @@ def main(argv):
     try:
         info = evaluation.dataset_info(_DATASET.value, _SPLIT.value)  # fail fast on bad data
         predictor = inference.load_predictor(_MODEL.value, _FLOW_MODEL.value)
-        if weights:
-            weights = {k: v for k, v in weights.items() if k in predictor.stream_weights}
-            predictor.stream_weights.update(weights)
         report = evaluation.evaluate(
             predictor, _DATASET.value, info["split"], protocol=_PROTOCOL.value,
+            stream_weights=weights,
             num_frames=_NUM_FRAMES.value, num_clips=_NUM_CLIPS.value,
             num_crops=int(_NUM_CROPS.value), crop_size=_CROP.value, batch_size=_BATCH.value,
             output_dir=_OUTPUT.value, max_videos=_MAX.value)
