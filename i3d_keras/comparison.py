@@ -443,7 +443,9 @@ def plot_comparison(rows, path, num_classes=None):
     accuracy = [r.accuracy if r.accuracy is not None else 0.0 for r in rows]
     within = [r.within_pair_accuracy if r.within_pair_accuracy is not None else 0.0
               for r in rows]
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.2 * len(rows) + 2), 4.5))
+    fig, (ax, cost) = plt.subplots(
+        1, 2, figsize=(max(10.0, 2.0 * len(rows) + 3), 4.8),
+        gridspec_kw={"width_ratios": [3, 2]})
     ax.bar(x - 0.2, accuracy, 0.4, label="accuracy")
     ax.bar(x + 0.2, within, 0.4, label="within-pair accuracy")
     ax.axhline(0.5, color="grey", linestyle="--", linewidth=1, label="within-pair chance (50%)")
@@ -451,11 +453,20 @@ def plot_comparison(rows, path, num_classes=None):
         ax.axhline(1 / num_classes, color="grey", linestyle=":", linewidth=1,
                    label=f"chance ({1 / num_classes:.0%})")
     ax.set_xticks(x)
-    ax.set_xticklabels(names, rotation=20, ha="right")
+    ax.set_xticklabels(names, rotation=25, ha="right")
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("validation accuracy")
-    ax.set_title("Architectures on the same backbone (Quo Vadis, Tables 1-2)")
+    ax.set_title("Accuracy (Quo Vadis, Table 2 analogue)")
     ax.legend(fontsize=8, loc="upper left")
+    bars = cost.bar(x, [r.macs / 1e9 for r in rows], 0.6, color="tab:green")
+    for bar, r in zip(bars, rows):
+        cost.annotate(f"{r.params / 1e6:.1f}M", (bar.get_x() + bar.get_width() / 2,
+                                                   bar.get_height()),
+                      ha="center", va="bottom", fontsize=8)
+    cost.set_xticks(x)
+    cost.set_xticklabels(names, rotation=25, ha="right")
+    cost.set_ylabel("GMACs per clip (labels: parameters)")
+    cost.set_title("Cost (Quo Vadis, Table 1 analogue)")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
