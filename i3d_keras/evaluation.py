@@ -484,9 +484,7 @@ def evaluate(model, data_dir: PathLike, split: Optional[str] = None, *,
     _protocol_args(protocol, num_clips, num_crops)
     info = dataset_info(data_dir, split)
     try:
-        predictor = inference.load_predictor(model, stream_weights=stream_weights) \
-            if not isinstance(model, dict) else inference.Predictor.from_keras(
-                model, stream_weights=stream_weights)
+        predictor = inference.load_predictor(model, stream_weights=stream_weights)
     except inference.ModelLoadError as error:
         raise EvaluationError(str(error)) from None
     if isinstance(model, inference.Predictor) and stream_weights:

@@ -131,9 +131,15 @@ def kinetics_class_names(num_classes: int = 400, labels: Optional[PathLike] = No
         if num_classes not in KINETICS_LABEL_URLS:
             raise ValueError(f"Expected Kinetics with 400 or 600 classes. "
                              f"Received: num_classes={num_classes}")
-        labels = keras.utils.get_file(
-            _KINETICS_LABEL_FILES[num_classes], KINETICS_LABEL_URLS[num_classes],
-            cache_subdir="i3d_keras", cache_dir=None if cache_dir is None else str(cache_dir))
+        try:
+            labels = keras.utils.get_file(
+                _KINETICS_LABEL_FILES[num_classes], KINETICS_LABEL_URLS[num_classes],
+                cache_subdir="i3d_keras", cache_dir=None if cache_dir is None else str(cache_dir))
+        except Exception as error:  # noqa: BLE001 (get_file raises bare Exceptions)
+            raise ModelLoadError(
+                f"Could not download the Kinetics-{num_classes} class names from "
+                f"{KINETICS_LABEL_URLS[num_classes]} ({error}); pass a class-names file "
+                "(labels=..., --labels)") from None
     names = read_class_names(labels)
     if len(names) != num_classes:
         raise ValueError(f"Expected {num_classes} class names. Received: {len(names)} names "
@@ -394,10 +400,18 @@ def with_dynamic_frames(model: keras.Model) -> keras.Model:
     return rebuilt
 
 
-def _keras_fn(model):
-    # One trace for every batch size and clip length the model accepts.
+def _forward_fn(model):
+    """`model(x, training=False)` traced once for any batch size and clip length."""
     spec = tf.TensorSpec([None, *model.inputs[0].shape[1:]], tf.float32)
-    call = tf.function(lambda x: model(x, training=False), input_signature=[spec])
+
+    def forward(x):
+        return model(x, training=False)
+
+    return tf.function(forward, input_signature=[spec], autograph=False)
+
+
+def _keras_fn(model):
+    call = _forward_fn(model)
     stream = _stream_of(model)
 
     def fn(inputs):
@@ -458,7 +472,8 @@ def load_predictor(model: Union[str, PathLike, keras.Model], flow_model=None, *,
 
     Args:
         model: one of
-            * a `keras.Model` (stream or two-stream) or a `Predictor`;
+            * a `keras.Model` (stream or two-stream), a dict `{"rgb": m,
+              "flow": m}` or list of Keras stream models, or a `Predictor`;
             * a `.keras` file (stream model, or a `TwoStreamI3D`);
             * a SavedModel folder from `i3d_keras.export` (its `preprocessed`
               signature; class names from the export unless `labels` is given);
@@ -490,6 +505,16 @@ def load_predictor(model: Union[str, PathLike, keras.Model], flow_model=None, *,
     """
     if isinstance(model, Predictor):
         return model
+    if isinstance(model, (dict, list, tuple)):
+        predictor = Predictor.from_keras(model, flow_model, stream_weights=stream_weights,
+                                         dynamic_frames=dynamic_frames)
+        if labels is not None:
+            names = read_class_names(labels)
+            if len(names) != predictor.num_classes:
+                raise ModelLoadError(f"Expected {predictor.num_classes} class names. "
+                                     f"Received: {len(names)} names in '{labels}'")
+            predictor.class_names = names
+        return predictor
     names = read_class_names(labels) if labels is not None else None
     kinetics = False
     loaded = []
@@ -558,9 +583,9 @@ def _kinetics_model(keyword: str, stream: str) -> keras.Model:
     try:
         return InceptionI3D(num_classes, stream, frames=None, image_size=DEFAULT_IMAGE_SIZE,
                             weights=keyword, name=f"inception_i3d_{stream}")
-    except ValueError as error:
-        raise ModelLoadError(f"Cannot load {keyword!r} weights for the {stream} stream: "
-                             f"{error}") from None
+    except Exception as error:  # noqa: BLE001 (downloads raise bare Exceptions)
+        raise ModelLoadError(f"Cannot load {keyword!r} weights for the {stream} stream "
+                             f"(downloaded from DeepMind's GitHub): {error}") from None
 
 
 def _load_keras_file(path: Path) -> keras.Model:
@@ -639,9 +664,9 @@ def load_video_inputs(path: PathLike, streams: Sequence[str] = ("rgb",), *, imag
 
     Example:
 
-    >>> clip = load_video_inputs("arm_wrestling.mp4", ("rgb", "flow"), flow_method="dis")  # doctest: +SKIP
+    >>> clip = load_video_inputs("a.mp4", ("rgb", "flow"), flow_method="dis")  # doctest: +SKIP
     >>> clip["flow"].shape  # doctest: +SKIP
-    (280, 224, 224, 2)
+    (250, 224, 224, 2)
     """
     timings = {} if timings is None else timings
     t0 = time.monotonic()
@@ -879,8 +904,7 @@ def extract_features(paths: Sequence[PathLike], output_dir: PathLike, predictor,
         raise ValueError(f"The model takes clips of exactly {predictor.frames} frames. "
                          f"Received: window={window}")
     models = {s: available[s] for s in streams}
-    calls = {s: tf.function(lambda x, m=m: m(x, training=False), input_signature=[
-        tf.TensorSpec([None, *m.inputs[0].shape[1:]], tf.float32)]) for s, m in models.items()}
+    calls = {s: _forward_fn(m) for s, m in models.items()}
     size = _size_pair(image_size or predictor.image_size)
     estimator = flow_lib.create_flow_estimator(flow_method) if "flow" in streams else None
     report = {"written": [], "skipped": [], "failed": [], "streams": list(streams),

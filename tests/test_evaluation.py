@@ -1,7 +1,6 @@
 """Tests of i3d_keras.evaluation: metrics, crops, protocols, two-stream fusion, bad input."""
 
 import json
-import os
 
 import numpy as np
 import pytest
