@@ -90,7 +90,8 @@ def main(argv):
     protocol = report["protocol"]
     print(f"{report['dataset_name'] or report['dataset']} [{report['split']}], "
           f"{report['num_videos']} videos, protocol {protocol['name']} "
-          f"({protocol['views_per_video']} views/video, {protocol['num_frames']} frames, "
+          f"({protocol['views_per_video']} views/video, "
+          f"{protocol['num_frames']}{'' if protocol['name'] == 'whole' else ' frames'}, "
           f"crop {protocol['crop_size'][0]}), {report['seconds_per_video']:.2f} s/video")
     rows = dict(report["per_stream_metrics"])
     rows["fused" if rows else "+".join(report["streams"])] = report["metrics"]
