@@ -12,7 +12,7 @@ import pytest
 
 from i3d_keras import training
 
-TINY = dict(frames=8, image_size=32, batch_size=4, num_train=16, num_val=8, epochs=2,
+TINY = dict(frames=16, image_size=32, batch_size=4, num_train=16, num_val=8, epochs=2, xla=False,
             learning_rate=1e-3, verbose=0)
 
 
@@ -86,7 +86,7 @@ def test_prepared_shards_train(tmp_path):
                                         size=32, seed=1)
     summary = training.train(training.TrainConfig(
         stream="rgb", dataset=str(tmp_path / "data"), output_dir=str(tmp_path / "run"),
-        epochs=1, batch_size=4, frames=8, image_size=32, verbose=0))
+        epochs=1, batch_size=4, frames=16, image_size=32, xla=False, verbose=0))
     assert summary["epochs_run"] == 1
     assert (tmp_path / "run" / "classes.txt").read_text().split() == list(motion_dataset.CLASSES)
 

@@ -5,8 +5,8 @@ Each stream of the two-stream I3D is trained on its own; tools/evaluate.py adds
 their logits at test time.
 
 Usage:
-  # The built-in motion dataset (no download): >= 90% validation accuracy in
-  # under 10 minutes on a 2-core CPU, clips of 16 frames x 32x32.
+  # The built-in motion dataset (no download), clips of 8 frames x 32x32, sized
+  # to finish in about 10 minutes on a 2-core CPU.
   python tools/train.py --stream rgb
   python tools/train.py --stream flow
 
@@ -57,14 +57,16 @@ _SCHEDULE = flags.DEFINE_enum("lr_schedule", None, ["step", "cosine", "constant"
                               "Learning-rate schedule over the run.")
 _MOMENTUM = flags.DEFINE_float("momentum", 0.9, "SGD momentum.")
 _WD = flags.DEFINE_float("weight_decay", None, "Weight decay (paper 1e-7).")
-_DROPOUT = flags.DEFINE_float("dropout_rate", 0.5, "Dropout before the logits.")
+_DROPOUT = flags.DEFINE_float("dropout_rate", None, "Dropout before the logits (paper 0.5; "
+                               "motion dataset 0).")
 _BN = flags.DEFINE_float("batch_norm_momentum", None, "BatchNorm moving-average momentum.")
 _INIT = flags.DEFINE_string("init", "scratch", "scratch | imagenet | kinetics | "
                             "kinetics_scratch | a .keras/.weights.h5/DeepMind checkpoint path.")
 _FREEZE = flags.DEFINE_string("freeze_until", None, "Freeze layers up to this endpoint.")
 _PRECISION = flags.DEFINE_enum("mixed_precision", "auto", list(training.PRECISIONS),
                                "auto: float16 on a GPU, float32 on a CPU.")
-_XLA = flags.DEFINE_bool("xla", None, "XLA compilation (default: on with a GPU).")
+_XLA = flags.DEFINE_bool("xla", None, "XLA compilation (default: on with a GPU and for the "
+                         "motion dataset).")
 _STRATEGY = flags.DEFINE_enum("strategy", "default", list(training.STRATEGIES),
                               "tf.distribute strategy.")
 _CPUS = flags.DEFINE_integer("num_cpu_devices", 2, "Logical CPU devices for --strategy "
