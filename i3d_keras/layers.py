@@ -46,8 +46,9 @@ def _sliding_mean(x, axis, size):
     length = tf.shape(x)[axis]
     window = tf.minimum(size, length)
     rank = len(x.shape)
-    zero_shape = tf.tensor_scatter_nd_update(tf.shape(x), [[axis]], [1])
-    sums = tf.concat([tf.zeros(zero_shape, x.dtype), tf.cumsum(x, axis=axis)], axis)
+    # A leading zero along `axis` (static paddings: XLA- and LiteRT-friendly).
+    paddings = [[1, 0] if i == axis else [0, 0] for i in range(rank)]
+    sums = tf.pad(tf.cumsum(x, axis=axis), paddings)
     out_len = length - window + 1
 
     def along_axis(start):

@@ -259,7 +259,8 @@ def build_model(config, num_classes, synchronized_batch_norm=False):
         from i3d_keras import baselines  # noqa: PLC0415
 
         model = baselines.build_architecture(
-            config.arch, num_classes, stream=config.stream, weights=weights, **common
+            config.arch, num_classes, stream=config.stream, weights=weights,
+            batch_norm_momentum=config.batch_norm_momentum, **common
         )
     if config.freeze_until:
         freeze_until(model, config.freeze_until)
@@ -271,7 +272,7 @@ def _input_modality(config):
         return config.stream
     from i3d_keras import baselines  # noqa: PLC0415
 
-    return baselines.input_modality(config.arch)
+    return baselines.input_modality(config.arch, config.stream)
 
 
 def build_datasets(config):
