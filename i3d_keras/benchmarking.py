@@ -15,6 +15,7 @@ import statistics
 import time
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from i3d_keras import model as i3d_model
@@ -80,6 +81,34 @@ def time_train_step(model, batch=2, frames=16, image_size=224, repeats=3, xla=Fa
             "effective_gflops": 3 * 2 * macs / seconds / 1e9}
 
 
+def time_litert(model, frames=16, image_size=224, repeats=3, num_threads=None):
+    """Seconds per clip of the builtin-only LiteRT export against TF, same clip.
+
+    Converts `model` (fixed shape, batch 1) with `i3d_keras.export.export_tflite`
+    and times the standalone `ai-edge-litert` interpreter and the TF forward
+    pass on the same clip in the same process.
+    """
+    import tempfile  # noqa: PLC0415
+
+    from i3d_keras import export  # noqa: PLC0415
+
+    channels = model.inputs[0].shape[-1]
+    key = "rgb" if channels == 3 else "flow"
+    clip = np.random.default_rng(0).uniform(-1, 1, (1, frames, image_size, image_size, channels))
+    clip = clip.astype("float32")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = export.export_tflite(model, f"{tmp}/i3d.tflite", frames=frames,
+                                    image_size=image_size)
+        interpreter = export.litert_interpreter(path, num_threads=num_threads)
+        lite_seconds, lite_runs = _median_seconds(
+            lambda: export.run_litert(interpreter, {key: clip}), repeats)
+        report = export.verify_tflite(model, path, {key: clip})
+    tf_result = time_forward(model, frames, image_size, repeats)
+    return {"frames": frames, "litert_seconds": lite_seconds, "litert_runs": lite_runs,
+            "tf_seconds": tf_result["seconds"], "litert_over_tf": lite_seconds / tf_result["seconds"],
+            **report}
+
+
 class _nullcontext:
     def __enter__(self):
         return self
@@ -94,7 +123,7 @@ def peak_memory_mb():
 
 
 def run_benchmarks(frames=(16, 32, 64, 250), image_size=224, repeats=3, train_batch=2,
-                   train_frames=16, xla=False):
+                   train_frames=16, xla=False, litert_frames=None):
     """Runs every measurement; returns a JSON-serialisable dict."""
     results = {
         "machine": {"processor": platform.processor() or platform.machine(),
@@ -112,6 +141,8 @@ def run_benchmarks(frames=(16, 32, 64, 250), image_size=224, repeats=3, train_ba
     if train_batch:
         results["train_step"] = time_train_step(model, train_batch, train_frames, image_size,
                                                 repeats, xla)
+    if litert_frames:
+        results["litert"] = time_litert(model, litert_frames, image_size, repeats)
     if results["machine"]["gpus"]:
         gpu = time_forward(model, 64, image_size, repeats, xla=True, device="/GPU:0")
         results["gpu_clips_per_second_64f"] = 1.0 / gpu["seconds"]
@@ -132,6 +163,11 @@ def format_results(results):
         t = results["train_step"]
         lines.append(f"train step (batch {t['batch']} x {t['frames']} frames): {t['seconds']:.3f} s,"
                      f" {t['effective_gflops']:.1f} GFLOP/s")
+    if "litert" in results:
+        lite = results["litert"]
+        lines.append(f"LiteRT ({lite['frames']} frames, builtin ops): {lite['litert_seconds']:.3f} s/clip"
+                     f" vs TF {lite['tf_seconds']:.3f} s (ratio {lite['litert_over_tf']:.2f}),"
+                     f" max |logit diff| {lite['max_abs_logit_diff']:.2e}")
     if "gpu_clips_per_second_64f" in results:
         lines.append(f"GPU: {results['gpu_clips_per_second_64f']:.2f} clips/s (64 frames)")
     lines.append(f"peak memory: {results['peak_memory_mb']:.0f} MiB")
@@ -139,4 +175,4 @@ def format_results(results):
 
 
 __all__ = ["format_results", "matmul_gflops", "model_macs", "peak_memory_mb", "run_benchmarks",
-           "time_forward", "time_train_step"]
+           "time_forward", "time_litert", "time_train_step"]

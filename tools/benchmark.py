@@ -5,6 +5,7 @@ Measures, in one run so that results can be read as ratios:
   * seconds per clip and effective GFLOP/s (2 x multiply-adds / time) of the RGB
     I3D forward pass at 16, 32, 64 and 250 frames of 224x224;
   * a training step (SGD, batch 2 x 16 frames x 224x224, BatchNorm in training);
+  * the builtin-only LiteRT export against TF on the same clip (--litert_frames);
   * peak resident memory of the process;
   * GPU clips/s when a GPU is visible.
 Every timing is the median of --repeats runs after a warm-up run.
@@ -34,11 +35,14 @@ _ONEDNN = flags.DEFINE_enum("onednn", "default", ["default", "on", "off", "both"
                             "TF_ENABLE_ONEDNN_OPTS for the measurement (both: one child "
                             "process each, results side by side).")
 _OUTPUT = flags.DEFINE_string("output", None, "Write the JSON results here.")
+_LITERT = flags.DEFINE_integer("litert_frames", 16, "Also time the LiteRT export against TF at "
+                               "this clip length (0: skip).")
 
 
 def _child_args(setting):
     args = [sys.executable, os.path.abspath(__file__), "--onednn", setting]
-    for name in ("frames", "image_size", "repeats", "train_batch", "train_frames"):
+    for name in ("frames", "image_size", "repeats", "train_batch", "train_frames",
+                 "litert_frames"):
         args.append(f"--{name}={flags.FLAGS[name].value}")
     args += ["--skip_train"] if _SKIP_TRAIN.value else []
     args += ["--xla"] if _XLA.value else []
@@ -78,7 +82,7 @@ def main(argv):
     results = benchmarking.run_benchmarks(
         frames=frames, image_size=_SIZE.value, repeats=_REPEATS.value,
         train_batch=None if _SKIP_TRAIN.value else _TRAIN_BATCH.value,
-        train_frames=_TRAIN_FRAMES.value, xla=_XLA.value,
+        train_frames=_TRAIN_FRAMES.value, xla=_XLA.value, litert_frames=_LITERT.value,
     )
     results["onednn"] = _ONEDNN.value
     results["table"] = benchmarking.format_results(results)

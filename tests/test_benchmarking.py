@@ -1,0 +1,25 @@
+"""Tests for i3d_keras.benchmarking on a tiny model (numbers, not speeds)."""
+
+import i3d_keras
+from i3d_keras import benchmarking
+
+
+def test_measurements_are_consistent():
+    model = i3d_keras.InceptionI3D(5, frames=None, image_size=32)
+    forward = benchmarking.time_forward(model, 8, image_size=32, repeats=1)
+    assert forward["seconds"] > 0 and len(forward["runs"]) == 1
+    macs = benchmarking.model_macs(model, (8, 32, 32, 3))
+    assert abs(forward["gmacs"] - macs / 1e9) < 1e-12
+    assert abs(forward["effective_gflops"] - 2 * macs / forward["seconds"] / 1e9) < 1e-6
+    step = benchmarking.time_train_step(model, batch=2, frames=8, image_size=32, repeats=1)
+    assert step["seconds"] > 0 and step["batch"] == 2
+    assert benchmarking.matmul_gflops(size=256, repeats=1) > 0
+    assert benchmarking.peak_memory_mb() > 0
+
+
+def test_litert_against_tf_on_the_same_clip():
+    model = i3d_keras.InceptionI3D(5, frames=8, image_size=32)
+    result = benchmarking.time_litert(model, frames=8, image_size=32, repeats=1)
+    assert result["max_abs_logit_diff"] < 1e-4
+    assert result["top1_agreement"] == 1.0
+    assert result["litert_over_tf"] > 0
