@@ -307,6 +307,10 @@ def build_datasets(config):
     val = None
     if val_split is not None:
         val = input_pipeline.load_split(config.dataset, val_split, training=False, **common)
+    # Shards have no known cardinality: one epoch is one pass over the split's videos.
+    steps = splits[config.train_split].get("num_videos", 0) // config.batch_size
+    train = train.apply(tf.data.experimental.assert_cardinality(steps)) if steps and \
+        config.steps_per_epoch is None else train
     return train, val, list(meta["classes"])
 
 

@@ -21,6 +21,7 @@ import keras
 import tensorflow as tf
 
 from i3d_keras import conversion
+from _checkpoints import write_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -43,16 +44,6 @@ def real_variables(name):
             "beside the project checkout)"
         )
     return tf.train.list_variables(str(index)[: -len(".index")])
-
-
-def write_checkpoint(prefix, values):
-    Path(prefix).parent.mkdir(parents=True, exist_ok=True)
-    tf.raw_ops.SaveV2(
-        prefix=str(prefix),
-        tensor_names=list(values),
-        shape_and_slices=[""] * len(values),
-        tensors=[tf.constant(v) for v in values.values()],
-    )
 
 
 _SYNTHETIC = {}

@@ -18,22 +18,12 @@ from i3d_keras.inception_v1 import (
     to_i3d_name,
 )
 from i3d_keras.inflation import unpadded_time_positions
+from _checkpoints import write_checkpoint
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 CHECKPOINTS = SHARED / "deepmind_i3d" / "checkpoints"
 FRAMES = 112  # Mixed_5c has clean (unpadded) positions from 104 frames on.
 SIZE = 32
-
-
-def write_checkpoint(prefix, values):
-    """A TF1-style name-based checkpoint (as TF-slim and DeepMind wrote them)."""
-    Path(prefix).parent.mkdir(parents=True, exist_ok=True)
-    tf.raw_ops.SaveV2(
-        prefix=str(prefix),
-        tensor_names=list(values),
-        shape_and_slices=[""] * len(values),
-        tensors=[tf.constant(v) for v in values.values()],
-    )
 
 
 def synthetic_slim_values(seed=0, num_classes=1001):

@@ -15,20 +15,11 @@ import keras
 import tensorflow as tf
 
 from i3d_keras import conversion, inception_v1, weights
+from _checkpoints import write_checkpoint
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 CHECKPOINTS = SHARED / "deepmind_i3d" / "checkpoints"
 SIZE = 32
-
-
-def write_checkpoint(prefix, values):
-    Path(prefix).parent.mkdir(parents=True, exist_ok=True)
-    tf.raw_ops.SaveV2(
-        prefix=str(prefix),
-        tensor_names=list(values),
-        shape_and_slices=[""] * len(values),
-        tensors=[tf.constant(v) for v in values.values()],
-    )
 
 
 def synthetic_deepmind(root, name, seed=0):
