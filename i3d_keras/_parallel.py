@@ -18,6 +18,23 @@ from typing import Any, Callable, Iterator, Optional, Sequence, TextIO, Tuple
 CRASH_PREFIX = "worker process crashed"
 
 
+def mirrored_output_path(video, output_dir, root=None):
+    """`output_dir / (video relative to root)`: class folders survive, and
+    same-named videos in different folders do not collide. Without `root` (or
+    for a video outside it), `output_dir / video.name`. The caller picks the
+    file name from the returned path (e.g. `.with_name(...)`)."""
+    from pathlib import Path  # noqa: PLC0415
+
+    video = Path(video)
+    rel = Path(video.name)
+    if root is not None:
+        try:
+            rel = video.resolve().relative_to(Path(root).resolve())
+        except ValueError:
+            pass
+    return Path(output_dir) / rel
+
+
 def default_num_workers() -> int:
     """One worker per CPU core available to this process."""
     try:

@@ -195,14 +195,8 @@ def flow_output_path(video: PathLike, output_dir: PathLike,
     class folders survive and same-named videos in different folders do not
     collide: root/a/x.mp4 -> output_dir/a/x.mp4.flow.npz.
     """
-    video = Path(video)
-    rel = Path(video.name)
-    if root is not None:
-        try:
-            rel = video.resolve().relative_to(Path(root).resolve())
-        except ValueError:
-            pass
-    return Path(output_dir) / rel.parent / (rel.name + FLOW_FILE_SUFFIX)
+    out = _parallel.mirrored_output_path(video, output_dir, root)
+    return out.with_name(out.name + FLOW_FILE_SUFFIX)
 
 
 def _extract_one(args: Tuple[str, str, str, Optional[float], Optional[int], int]) -> Dict:

@@ -799,14 +799,8 @@ def feature_output_path(video: PathLike, output_dir: PathLike,
     `root/a/x.mp4 -> output_dir/a/x.npy` (the path relative to `root` is kept,
     so class folders survive); without `root`, `output_dir/x.npy`.
     """
-    video = Path(video)
-    rel = Path(video.name)
-    if root is not None:
-        try:
-            rel = video.resolve().relative_to(Path(root).resolve())
-        except ValueError:
-            pass
-    return Path(output_dir) / rel.parent / (rel.stem + FEATURE_SUFFIX)
+    out = _parallel.mirrored_output_path(video, output_dir, root)
+    return out.with_name(out.stem + FEATURE_SUFFIX)
 
 
 def window_starts(num_video_frames: int, window: Optional[int],
