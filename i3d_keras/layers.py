@@ -43,20 +43,30 @@ def _sliding_mean(x, axis, size):
     """Mean over windows of `min(size, length)` along `axis`, stride 1, valid."""
     if size == 1:
         return x
-    length = tf.shape(x)[axis]
-    window = tf.minimum(size, length)
+    static_length = x.shape[axis]
+    if static_length is not None and static_length <= size:
+        # The usual case of a clip or frame smaller than the window: one mean.
+        return tf.reduce_mean(x, axis=axis, keepdims=True)
+    if static_length is not None:
+        length = window = size
+        out_len = static_length - size + 1
+    else:
+        length = tf.shape(x)[axis]
+        window = tf.minimum(size, length)
+        out_len = length - window + 1
     rank = len(x.shape)
     # A leading zero along `axis` (static paddings: XLA- and LiteRT-friendly).
     paddings = [[1, 0] if i == axis else [0, 0] for i in range(rank)]
     sums = tf.pad(tf.cumsum(x, axis=axis), paddings)
-    out_len = length - window + 1
 
-    def along_axis(start):
-        begin = tf.tensor_scatter_nd_update(tf.zeros([rank], tf.int32), [[axis]], [start])
-        size_ = tf.tensor_scatter_nd_update(-tf.ones([rank], tf.int32), [[axis]], [out_len])
-        return tf.slice(sums, begin, size_)
+    # Strided slices with every other axis left open: begin/size vectors built
+    # from `tf.shape` crashed XLA with an unknown batch size (TF 2.21).
+    def along_axis(start, stop):
+        index = [slice(None)] * rank
+        index[axis] = slice(start, stop)
+        return sums[tuple(index)]
 
-    return (along_axis(window) - along_axis(0)) / tf.cast(window, x.dtype)
+    return (along_axis(window, None) - along_axis(0, out_len)) / tf.cast(window, x.dtype)
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
@@ -79,7 +89,7 @@ class Pooling3D(keras.layers.Layer):
             clips shorter than the paper's 9 frames or frames smaller than 224
             pixels; where the input is at least the window, the result is the
             plain average pooling. Computed from cumulative sums (`CUMSUM`,
-            `SLICE`: LiteRT builtins).
+            `STRIDED_SLICE`: LiteRT builtins).
 
     Input shape: `[batch, time, height, width, channels]`.
 

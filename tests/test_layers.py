@@ -58,6 +58,20 @@ def test_adaptive_pooling_shrinks_window_also_for_dynamic_shapes(rng):
     np.testing.assert_allclose(fn(x), expected, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize(
+    "signature",
+    [[None, 1, 3, 8, 5], [None, 1, 1, 1, 5], [None, None, None, None, 5]],
+    ids=["unknown_batch", "unknown_batch_all_axes_shrink", "all_dynamic"],
+)
+def test_adaptive_pooling_under_xla(rng, signature):
+    # Regression: begin/size vectors built from tf.shape crashed XLA (or made
+    # Keras' jit-compiled evaluate report zero loss) with an unknown batch.
+    layer = i3d_layers.Pooling3D((2, 7, 7), strides=1, padding="valid", mode="avg", adaptive=True)
+    x = rng.normal(size=[2] + [n or 4 for n in signature[1:]]).astype("float32")
+    fn = tf.function(layer, jit_compile=True, input_signature=[tf.TensorSpec(signature)])
+    np.testing.assert_allclose(fn(x), layer(x), rtol=1e-5, atol=1e-6)
+
+
 def test_pooling3d_rejects_bad_arguments():
     with pytest.raises(ValueError, match="padding"):
         i3d_layers.Pooling3D(3, padding="full")

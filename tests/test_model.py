@@ -137,6 +137,23 @@ def test_adaptive_head_and_dynamic_shapes(rng):
     np.testing.assert_allclose(static(x), dynamic(x), rtol=1e-4, atol=1e-5)
 
 
+def test_jit_compiled_evaluate_with_unknown_batch_equals_eager(tiny_rgb, rng):
+    # Regression: the adaptive head crashed XLA, or made Keras' jit-compiled
+    # evaluate report loss 0, when the batch size was unknown (validation
+    # datasets that keep their last partial batch).
+    model = keras.models.clone_model(tiny_rgb)
+    model.set_weights(tiny_rgb.get_weights())
+    x = rng.uniform(-1, 1, size=(3,) + tiny_rgb.input_shape[1:]).astype("float32")
+    data = tf.data.Dataset.from_tensor_slices((x, np.array([0, 1, 2]))).batch(2)
+    results = []
+    for jit in (False, True):
+        model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                      jit_compile=jit)
+        results.append(model.evaluate(data, verbose=0))
+    assert results[0] > 0
+    np.testing.assert_allclose(results[1], results[0], rtol=1e-4)
+
+
 def test_bad_arguments_raise_clear_errors():
     with pytest.raises(ValueError, match=r"Received: frames=4"):
         i3d_keras.InceptionI3D(frames=4, image_size=224, adaptive_head=False)
