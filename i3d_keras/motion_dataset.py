@@ -25,11 +25,15 @@ closing a door" distinction in miniature. (Pairs are distinguishable from each
 other by static cues such as which shapes occur, so a frame-level model scores
 ~50% overall, not 10%.)
 
-Not trivial: random background colour and linear gradient, a contrasting
-random foreground colour, random shape (disc, square, triangle; bar or triangle
+Varied but learnable from scratch: a random dark background colour, a random
+bright foreground colour, random shape (disc, square, triangle; bar or triangle
 for rotations), size, position, speed, switch frame, an optional static
-distractor shape and per-frame Gaussian pixel noise. Shapes are antialiased, so
-sub-pixel motion is visible.
+mid-grey distractor shape and per-frame Gaussian pixel noise. Shapes are
+antialiased, so sub-pixel motion is visible. The contrast polarity (bright
+object on a dark background) is fixed on purpose: with fully random colours
+(either polarity, plus a background gradient) the RGB I3D trained from scratch
+stayed at chance for 2-4 epochs of 1000 clips, while with fixed polarity it
+reaches the main job's 90% (measured; see the training module).
 
 Do NOT flip clips left-right for augmentation: that turns move_left into
 move_right and clockwise into anticlockwise (`build_dataset(..., flip=False)`).
@@ -189,14 +193,11 @@ def _render_chunk(rng: np.random.Generator, st: Dict[str, np.ndarray], s: int,
     shape = np.broadcast_to(st["shape"][:, :, None, None], qx.shape)
     alpha = np.clip(0.5 - _sdf(shape, qx, qy, r), 0.0, 1.0)[..., None]  # [N,T,S,S,1]
 
-    # Static background: colour + linear gradient; static optional distractor.
-    bg = rng.uniform(0.0, 1.0, (n, 1, 1, 1, 3)).astype(np.float32)
-    g_dir = rng.uniform(0, 2 * np.pi, (n, 1, 1, 1, 1)).astype(np.float32)
-    g_amp = rng.uniform(-0.2, 0.2, (n, 1, 1, 1, 1)).astype(np.float32)
-    ramp = ((px[..., None] / s - 0.5) * np.cos(g_dir) + (py[..., None] / s - 0.5) * np.sin(g_dir))
-    background = bg + g_amp * ramp
-    fg = np.mod(bg + rng.uniform(0.35, 0.65, (n, 1, 1, 1, 3)), 1.0).astype(np.float32)
-    d_col = np.mod(bg + rng.uniform(0.25, 0.75, (n, 1, 1, 1, 3)), 1.0).astype(np.float32)
+    # Static background colour; static optional distractor.
+    bg = rng.uniform(0.0, 0.15, (n, 1, 1, 1, 3)).astype(np.float32)
+    background = np.broadcast_to(bg, (n, 1, s, s, 3))
+    fg = rng.uniform(0.85, 1.0, (n, 1, 1, 1, 3)).astype(np.float32)
+    d_col = rng.uniform(0.35, 0.55, (n, 1, 1, 1, 1)).astype(np.float32)
     has_d = rng.random((n, 1, 1, 1, 1)) < 0.5
     d_r = rng.uniform(0.06 * s, 0.12 * s, (n, 1, 1, 1)).astype(np.float32)
     d_cx = rng.uniform(0, s, (n, 1, 1, 1)).astype(np.float32)
@@ -206,7 +207,7 @@ def _render_chunk(rng: np.random.Generator, st: Dict[str, np.ndarray], s: int,
     background = np.where(has_d, background * (1 - d_alpha) + d_col * d_alpha, background)
 
     img = background * (1 - alpha) + fg * alpha
-    img += 0.03 * rng.standard_normal(img.shape, dtype=np.float32)
+    img += 0.02 * rng.standard_normal(img.shape, dtype=np.float32)
     frames = np.clip(np.round(img * 255.0), 0, 255).astype(np.uint8)
 
     flow = None

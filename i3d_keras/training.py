@@ -474,6 +474,7 @@ def train(config, strategy=None, callbacks=()):
     model.fit(
         train_ds, validation_data=val_ds, epochs=config.epochs,
         steps_per_epoch=config.steps_per_epoch, callbacks=all_callbacks,
+        shuffle=False,  # the datasets shuffle themselves
         verbose=config.verbose if sys.stdout.isatty() else min(config.verbose, 2),
     )
     seconds = time.time() - start

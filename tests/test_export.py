@@ -2,6 +2,7 @@
 
 import json
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -37,11 +38,27 @@ def clip():
     }
 
 
-def test_saved_model_signatures_match_keras(streams, clip, tmp_path):
+@pytest.fixture(scope="module")
+def fused_export(streams, tmp_path_factory):
+    """The two-stream model and its SavedModel, exported once for the module."""
     fused = i3d_keras.TwoStreamI3D(streams["rgb"], streams["flow"])
-    path = export.export_saved_model(fused, tmp_path, "i3d", class_names=NAMES, top_k=3,
+    base = tmp_path_factory.mktemp("saved_models")
+    path = export.export_saved_model(fused, base, "i3d", class_names=NAMES, top_k=3,
                                      image_size=SIZE)
-    assert path == tmp_path / "i3d" / "1"
+    return fused, base, path
+
+
+def _small_stream_model(stream):
+    """A cheap stand-in for one stream where only the export plumbing is tested."""
+    channels = 3 if stream == "rgb" else 2
+    inputs = keras.Input((FRAMES, SIZE, SIZE, channels), name=stream)
+    pooled = keras.layers.GlobalAveragePooling3D(name="pool")(inputs)
+    return keras.Model(inputs, keras.layers.Dense(CLASSES, name="logits")(pooled), name=stream)
+
+
+def test_saved_model_signatures_match_keras(fused_export, clip):
+    fused, base, path = fused_export
+    assert path == base / "i3d" / "1"
     loaded = tf.saved_model.load(str(path))
     assert set(loaded.signatures) == {"serving_default", "preprocessed"}
     expected = fused(clip)["logits"].numpy()
@@ -63,21 +80,22 @@ def test_saved_model_signatures_match_keras(streams, clip, tmp_path):
     assert -1.0 <= float(tf.reduce_min(rgb_in)) and float(tf.reduce_max(rgb_in)) <= 1.0
 
 
-def test_serving_signature_rejects_wrong_channels(streams, tmp_path):
-    path = export.export_saved_model(streams["rgb"], tmp_path, "rgb", image_size=SIZE)
+def test_serving_signature_rejects_wrong_channels(tmp_path):
+    path = export.export_saved_model(_small_stream_model("rgb"), tmp_path, "rgb", image_size=SIZE)
     loaded = tf.saved_model.load(str(path))
     bad = tf.zeros([1, FRAMES, 40, 40, 4], tf.uint8)
     with pytest.raises((ValueError, TypeError, tf.errors.InvalidArgumentError), match="3"):
         loaded.signatures["serving_default"](frames=bad)
 
 
-def test_versions_are_never_overwritten(streams, tmp_path):
-    first = export.export_saved_model(streams["flow"], tmp_path, "flow", image_size=SIZE)
-    second = export.export_saved_model(streams["flow"], tmp_path, "flow", image_size=SIZE)
+def test_versions_are_never_overwritten(tmp_path):
+    model = _small_stream_model("flow")
+    first = export.export_saved_model(model, tmp_path, "flow", image_size=SIZE)
+    second = export.export_saved_model(model, tmp_path, "flow", image_size=SIZE)
     assert (first.name, second.name) == ("1", "2")
     with pytest.raises(export.ExportError, match="refusing to overwrite"):
-        export.export_saved_model(streams["flow"], tmp_path, "flow", version=1, image_size=SIZE)
-    export.export_saved_model(streams["flow"], tmp_path, "flow", version=1, overwrite=True,
+        export.export_saved_model(model, tmp_path, "flow", version=1, image_size=SIZE)
+    export.export_saved_model(model, tmp_path, "flow", version=1, overwrite=True,
                               image_size=SIZE)
     # No temporary folders are left behind.
     assert sorted(p.name for p in (tmp_path / "flow").iterdir()) == ["1", "2"]
@@ -112,11 +130,10 @@ def test_tflite_needs_fixed_shapes_and_known_quantization(streams, tmp_path):
         export.export_tflite(streams["rgb"], tmp_path / "x.tflite", quantization="int4")
 
 
-def test_serving_requests_fit_the_signature(streams, tmp_path):
+def test_serving_requests_fit_the_signature(fused_export):
     from i3d_keras import serving
 
-    fused = i3d_keras.TwoStreamI3D(streams["rgb"], streams["flow"])
-    path = export.export_saved_model(fused, tmp_path, "i3d", class_names=NAMES, image_size=SIZE)
+    _, _, path = fused_export
     signature = tf.saved_model.load(str(path)).signatures["serving_default"]
     rng = np.random.default_rng(4)
     inputs = serving.request_inputs(
