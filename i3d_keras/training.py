@@ -29,9 +29,9 @@ PRECISIONS = ("auto", "float32", "float16", "bfloat16")
 INITS = ("scratch", "imagenet", "kinetics", "kinetics_scratch")
 
 # The built-in motion dataset's recipe, sized for a 2-core CPU: 8 frames of
-# 32x32 pixels, batch 8, XLA (on this CPU, TensorFlow's own kernels took 48 s
-# per step at this size and XLA 0.6-1.0 s; measured with a tools/ script, see
-# README "Speed"), no dropout (the clips are clean and few).
+# 32x32 pixels, batch 8, XLA (TensorFlow's own Conv3D gradients took 6.5 s per
+# step of batch 4 at this size, XLA 0.37 s; README "Speed"), no dropout. The
+# RGB stream from scratch: 98% best validation accuracy, 8 min 12 s in all.
 MOTION_RECIPE = dict(
     frames=8, image_size=32, batch_size=8, epochs=5, num_train=1000, num_val=200,
     optimizer="adam", learning_rate=1e-3, lr_schedule="cosine", batch_norm_momentum=0.9,

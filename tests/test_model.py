@@ -248,7 +248,7 @@ def test_streams_train_on_their_own(rng):
     x = rng.uniform(-1, 1, size=(4, 4, 32, 32, 2)).astype("float32")
     y = np.array([0, 1, 2, 0])
     before = model.get_layer("Conv3d_1a_7x7_conv_3d").kernel.numpy().copy()
-    history = model.fit(x, y, batch_size=2, epochs=1, verbose=0)
+    history = model.fit(x, y, batch_size=4, epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][0])
     assert not np.allclose(before, model.get_layer("Conv3d_1a_7x7_conv_3d").kernel.numpy())
 
