@@ -324,7 +324,8 @@ def run_comparison(
                     jit_compile=jit,
                 )
                 try:
-                    model.fit(train_ds, epochs=epochs, verbose=0, callbacks=[progress])
+                    model.fit(train_ds, epochs=epochs, verbose=0, callbacks=[progress],
+                              shuffle=False)
                     break
                 except (tf.errors.OpError, NotImplementedError, ValueError) as error:
                     if not jit:

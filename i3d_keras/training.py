@@ -130,6 +130,54 @@ def validate_config(config):
               f"{config.dataset!r} with no *.tfrecord files (run tools/prepare_dataset.py)")
 
 
+def _is_multi_worker(strategy):
+    return (isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+            and strategy.extended._in_multi_worker_mode())  # noqa: SLF001
+
+
+def install_multi_worker_fixes():
+    """Makes Keras 3 `fit` work under `MultiWorkerMirroredStrategy` (TF backend).
+
+    Keras 3.15's `fit` fails there (keras-team/keras#20585): (1) before the
+    first step it averages a distributed input batch with `strategy.reduce`
+    only to build the model, which raises "Failed to convert PerReplica to a
+    Tensor" in eager mode; (2) it reduces the step's scalar metrics with
+    `strategy.reduce("MEAN", v, axis=0)`, an invalid axis for scalars. This
+    patches both, and only changes behaviour under that strategy: the model is
+    built from this worker's first local batch, and scalar metrics are
+    averaged with `axis=None`. Idempotent; `make_strategy("multi_worker")`
+    calls it.
+    """
+    from keras.src.backend.tensorflow import trainer as tf_trainer  # noqa: PLC0415
+
+    if getattr(tf_trainer, "_i3d_keras_multi_worker_fixes", False):
+        return
+    reduce_per_replica = tf_trainer.reduce_per_replica
+    maybe_symbolic_build = tf_trainer.TensorFlowTrainer._maybe_symbolic_build  # noqa: SLF001
+
+    def reduce_fixed(values, strategy, reduction):
+        if reduction in ("auto", "mean") and _is_multi_worker(strategy):
+            return tf.nest.map_structure(lambda v: strategy.reduce("MEAN", v, axis=None), values)
+        return reduce_per_replica(values, strategy, reduction)
+
+    def symbolic_build_fixed(self, iterator=None, data_batch=None):
+        strategy = self._distribute_strategy  # noqa: SLF001
+        if strategy is None or iterator is None or not _is_multi_worker(strategy):
+            return maybe_symbolic_build(self, iterator=iterator, data_batch=data_batch)
+        for _, _, it in iterator:
+            data_batch = tf.nest.map_structure(
+                lambda v: (strategy.experimental_local_results(v)[0]
+                           if isinstance(v, tf.distribute.DistributedValues) else v),
+                next(it))
+            break
+        with strategy.scope():
+            self._symbolic_build(data_batch=data_batch)  # noqa: SLF001
+
+    tf_trainer.reduce_per_replica = reduce_fixed
+    tf_trainer.TensorFlowTrainer._maybe_symbolic_build = symbolic_build_fixed  # noqa: SLF001
+    tf_trainer._i3d_keras_multi_worker_fixes = True  # noqa: SLF001
+
+
 def make_strategy(name="default", num_cpu_devices=2):
     """A `tf.distribute` strategy by name.
 
@@ -159,6 +207,7 @@ def make_strategy(name="default", num_cpu_devices=2):
                 "strategy 'multi_worker' reads the cluster from the TF_CONFIG environment "
                 "variable. Received: TF_CONFIG unset"
             )
+        install_multi_worker_fixes()
         return tf.distribute.MultiWorkerMirroredStrategy()
     if name == "tpu":
         resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
@@ -499,6 +548,7 @@ def train(config, strategy=None, callbacks=()):
 
 __all__ = [
     "MOTION_RECIPE", "PAPER_RECIPE", "TrainConfig", "TrainingError", "build_datasets",
-    "build_model", "freeze_until", "learning_rate_schedule", "make_strategy", "plot_history",
-    "read_history", "resolve_precision", "split_cpu", "train", "validate_config",
+    "build_model", "freeze_until", "install_multi_worker_fixes", "learning_rate_schedule",
+    "make_strategy", "plot_history", "read_history", "resolve_precision", "split_cpu", "train",
+    "validate_config",
 ]

@@ -160,3 +160,25 @@ def test_serving_requests_fit_the_signature(fused_export):
     with pytest.raises(ValueError, match="dtype"):
         serving.check_against_signature(
             {"frames": inputs["frames"].astype("float32"), "flow": inputs["flow"]}, signature)
+
+
+def test_depthwise_conv3d_exports_to_builtin_litert(tmp_path):
+    # DepthwiseConv3D is what `inflate` turns MobileNet/EfficientNet depthwise
+    # layers into; it must convert to builtins like the I3D layers do.
+    pytest.importorskip("ai_edge_litert", reason="needs the standalone ai-edge-litert runtime")
+    from i3d_keras import layers as i3d_layers
+
+    inputs = keras.Input((FRAMES, 16, 16, 3), name="rgb")
+    x = i3d_layers.DepthwiseConv3D((3, 3, 3), strides=(1, 2, 2), depth_multiplier=2,
+                                   name="depthwise")(inputs)
+    x = keras.layers.GlobalAveragePooling3D(name="pool")(x)
+    model = keras.Model(inputs, keras.layers.Dense(CLASSES, name="logits")(x))
+    rng = np.random.default_rng(5)
+    model.get_layer("depthwise").bias.assign(rng.normal(size=6).astype("float32"))
+    path = export.export_tflite(model, tmp_path / "depthwise.tflite")
+    ops = export.tflite_builtin_ops(path)
+    assert "DEPTHWISE_CONV_2D" in ops
+    assert not [op for op in ops if op.startswith("Flex") or op == "CUSTOM"], ops
+    clip = {"rgb": rng.uniform(-1, 1, (1, FRAMES, 16, 16, 3)).astype("float32")}
+    report = export.verify_tflite(model, path, clip)
+    assert report["max_abs_logit_diff"] <= 1e-4, report
