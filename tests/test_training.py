@@ -191,11 +191,19 @@ def test_mixed_precision_policies():
     assert training.resolve_precision("auto") in ("float32", "mixed_float16")
 
 
-def test_bfloat16_step_runs(tmp_path):
+def test_bfloat16_step_runs(tmp_path, rng):
+    import i3d_keras
+
     try:
+        # The run machinery under a mixed policy (C3D: fast on CPU) ...
         summary = training.train(training.TrainConfig(
-            stream="flow", output_dir=str(tmp_path), mixed_precision="bfloat16",
+            stream="flow", arch="c3d", output_dir=str(tmp_path), mixed_precision="bfloat16",
             **{**TINY, "epochs": 1, "num_train": 4, "num_val": 4}))
+        # ... and I3D's own layers (builtin-op pooling, adaptive head) in bfloat16.
+        model = i3d_keras.InceptionI3D(3, "flow", frames=4, image_size=32)
+        logits = model(rng.uniform(-1, 1, (1, 4, 32, 32, 2)).astype("float32"), training=True)
     finally:
         keras.mixed_precision.set_global_policy("float32")
     assert np.isfinite(summary["history"]["loss"][0])
+    assert model.get_layer("Conv3d_1a_7x7_conv_3d").compute_dtype == "bfloat16"
+    assert logits.dtype == "float32" and np.all(np.isfinite(logits))
