@@ -3,9 +3,11 @@
 Reference: Carreira & Zisserman, "Quo Vadis, Action Recognition? A New Model
 and the Kinetics Dataset", CVPR 2017.
 
-The public API is re-exported here and loaded on first use, so that importing
-the package (e.g. in the worker processes of flow extraction, which only need
-OpenCV) does not import TensorFlow.
+The public API is re-exported here and loaded on first use. Only the custom
+layers are imported at once (in the main process), so that
+`keras.models.load_model` finds them after `import i3d_keras`; spawned worker
+processes (flow extraction, dataset conversion: OpenCV only) skip that and do
+not import TensorFlow.
 
 Example:
 
@@ -16,6 +18,7 @@ Example:
 """
 
 import importlib
+import multiprocessing
 import os
 import sys
 
@@ -78,3 +81,9 @@ def __getattr__(name):
 
 def __dir__():
     return sorted(set(globals()) | set(__all__) | set(_SUBMODULES))
+
+
+# Saved models name their custom layers ("i3d_keras>Pooling3D"); Keras can only
+# resolve them once `i3d_keras.layers` has registered them.
+if multiprocessing.parent_process() is None:
+    importlib.import_module(f"{__name__}.layers")

@@ -154,6 +154,22 @@ def test_jit_compiled_evaluate_with_unknown_batch_equals_eager(tiny_rgb, rng):
     np.testing.assert_allclose(results[1], results[0], rtol=1e-4)
 
 
+def test_keras_load_model_after_plain_package_import(tiny_rgb, tmp_path):
+    # A fresh interpreter, as a user's: `import i3d_keras` must register the
+    # custom layers that `keras.models.load_model` looks up by name.
+    import subprocess
+    import sys
+
+    path = tmp_path / "rgb.keras"
+    tiny_rgb.save(path)
+    code = ("import sys, i3d_keras, keras; "
+            "m = keras.models.load_model(sys.argv[1]); print(m.output.shape)")
+    result = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "(None, 5)" in result.stdout
+
+
 def test_bad_arguments_raise_clear_errors():
     with pytest.raises(ValueError, match=r"Received: frames=4"):
         i3d_keras.InceptionI3D(frames=4, image_size=224, adaptive_head=False)
