@@ -363,6 +363,27 @@ def build_datasets(config):
     return train, val, list(meta["classes"])
 
 
+def _raise_naming_corrupt_shard(dataset):
+    """Raises a `TrainingError` naming the first unreadable shard of `dataset`.
+
+    TensorFlow's read error ("corrupted record at 1234") does not say which file
+    failed; the shards are read once more, only after such a failure, to find it.
+    Finished epochs are safe (BackupAndRestore), so the run resumes once the
+    shard is replaced.
+    """
+    if dataset is None:
+        return
+    from i3d_keras import records  # noqa: PLC0415
+
+    for split in records.read_metadata(dataset)["splits"].values():
+        files = sorted(str(p) for p in Path(dataset).glob(split["file_pattern"]))
+        try:
+            records.verify_shards(files)
+        except records.CorruptShardError as error:
+            raise TrainingError(f"{error}. Re-create or remove that shard and run the same "
+                                "command again to resume.") from None
+
+
 class ProgressETA(keras.callbacks.Callback):
     """Prints one line per epoch with the elapsed time and the run's ETA."""
 
@@ -520,12 +541,16 @@ def train(config, strategy=None, callbacks=()):
         flush=True,
     )
     start = time.time()
-    model.fit(
-        train_ds, validation_data=val_ds, epochs=config.epochs,
-        steps_per_epoch=config.steps_per_epoch, callbacks=all_callbacks,
-        shuffle=False,  # the datasets shuffle themselves
-        verbose=config.verbose if sys.stdout.isatty() else min(config.verbose, 2),
-    )
+    try:
+        model.fit(
+            train_ds, validation_data=val_ds, epochs=config.epochs,
+            steps_per_epoch=config.steps_per_epoch, callbacks=all_callbacks,
+            shuffle=False,  # the datasets shuffle themselves
+            verbose=config.verbose if sys.stdout.isatty() else min(config.verbose, 2),
+        )
+    except tf.errors.DataLossError:
+        _raise_naming_corrupt_shard(config.dataset)
+        raise
     seconds = time.time() - start
     history = read_history(csv_path)
     curves = plot_history(history, out / "training_curves.png",

@@ -89,6 +89,22 @@ def test_prepared_shards_train(tmp_path):
     assert (tmp_path / "run" / "classes.txt").read_text().split() == list(motion_dataset.CLASSES)
 
 
+def test_corrupt_shard_is_named(tmp_path):
+    from i3d_keras import motion_dataset
+
+    motion_dataset.write_motion_dataset(tmp_path / "data", num_train=8, num_val=4, num_frames=6,
+                                        size=32, seed=1)
+    (shard,) = (tmp_path / "data").glob("motion_train-*.tfrecord")
+    raw = bytearray(shard.read_bytes())
+    raw[len(raw) // 2:len(raw) // 2 + 64] = bytes(64)  # breaks a record's CRC
+    shard.write_bytes(bytes(raw))
+    with pytest.raises(training.TrainingError, match=shard.name):
+        training.train(training.TrainConfig(
+            stream="rgb", arch="c3d", dataset=str(tmp_path / "data"),
+            output_dir=str(tmp_path / "run"), epochs=1, batch_size=4, frames=8, image_size=32,
+            xla=False, verbose=0))
+
+
 # Trains 2 SGD steps in a fresh process (logical devices must be set before TF starts)
 # and prints the trained weights' checksum.
 _STEP_SCRIPT = textwrap.dedent("""
