@@ -518,6 +518,13 @@ def evaluate(model, data_dir: PathLike, split: Optional[str] = None, *,
         collected = collect_logits(predictor, dataset, batch_size=batch_size,
                                    total=info["num_videos"], max_videos=max_videos,
                                    progress=progress)
+    except tf.errors.DataLossError:
+        # TF's message does not name the file: read the shards once more to find it.
+        try:
+            records.verify_shards(info["files"])
+        except records.CorruptShardError as corrupt:
+            raise EvaluationError(str(corrupt)) from None
+        raise
     except tf.errors.InvalidArgumentError as error:
         message = error.message.splitlines()[0]
         raise EvaluationError(f"Evaluation failed on the data of '{data_dir}': {message}. "

@@ -221,6 +221,18 @@ def test_bad_input(motion, streams, two_stream, tmp_path):
         i3d_keras.InceptionI3D(CLASSES, frames=FRAMES, image_size=48), dynamic_frames=False)
     with pytest.raises(evaluation.EvaluationError, match="smaller than the crop size 48x48"):
         evaluation.evaluate(big, motion, progress=False)
+    # A corrupt shard is named (TF's own read error is not).
+    import shutil
+
+    corrupt = tmp_path / "corrupt"
+    shutil.copytree(motion, corrupt)
+    (shard,) = corrupt.glob("*_val-*.tfrecord")
+    raw = bytearray(shard.read_bytes())
+    raw[len(raw) // 2:len(raw) // 2 + 64] = bytes(64)
+    shard.write_bytes(bytes(raw))
+    with pytest.raises(evaluation.EvaluationError, match=shard.name):
+        evaluation.evaluate(inference.Predictor.from_keras(streams["rgb"], dynamic_frames=False),
+                            corrupt, progress=False)
 
 
 def test_flow_model_on_rgb_only_dataset(tmp_path, two_stream):
