@@ -519,10 +519,8 @@ def evaluate(model, data_dir: PathLike, split: Optional[str] = None, *,
                                    total=info["num_videos"], max_videos=max_videos,
                                    progress=progress)
     except tf.errors.DataLossError:
-        # TF's message does not name the file: read the shards once more to find it.
-        try:
-            records.verify_shards(info["files"])
-        except records.CorruptShardError as corrupt:
+        corrupt = records.find_corrupt_shard(info["files"])
+        if corrupt is not None:
             raise EvaluationError(str(corrupt)) from None
         raise
     except tf.errors.InvalidArgumentError as error:

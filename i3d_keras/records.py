@@ -284,6 +284,19 @@ def read_metadata(path: PathLike) -> Dict[str, Any]:
     return json.loads(path.read_text())
 
 
+def find_corrupt_shard(paths: Iterable[PathLike]) -> Optional[CorruptShardError]:
+    """The first unreadable shard of `paths` as an error to raise, or None.
+
+    For use after TensorFlow's `DataLossError`, which does not name the file:
+    training and evaluation read the shards once more, only then.
+    """
+    try:
+        verify_shards(paths)
+    except CorruptShardError as error:
+        return error
+    return None
+
+
 def verify_shards(paths: Iterable[PathLike]) -> Dict[str, int]:
     """Reads every record of every shard, checking CRCs and framing.
 

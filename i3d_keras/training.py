@@ -375,13 +375,12 @@ def _raise_naming_corrupt_shard(dataset):
         return
     from i3d_keras import records  # noqa: PLC0415
 
-    for split in records.read_metadata(dataset)["splits"].values():
-        files = sorted(str(p) for p in Path(dataset).glob(split["file_pattern"]))
-        try:
-            records.verify_shards(files)
-        except records.CorruptShardError as error:
-            raise TrainingError(f"{error}. Re-create or remove that shard and run the same "
-                                "command again to resume.") from None
+    files = [str(p) for split in records.read_metadata(dataset)["splits"].values()
+             for p in sorted(Path(dataset).glob(split["file_pattern"]))]
+    corrupt = records.find_corrupt_shard(files)
+    if corrupt is not None:
+        raise TrainingError(f"{corrupt}. Re-create or remove that shard and run the same "
+                            "command again to resume.") from None
 
 
 class ProgressETA(keras.callbacks.Callback):
