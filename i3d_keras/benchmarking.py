@@ -123,8 +123,26 @@ def peak_memory_mb():
 
 
 def run_benchmarks(frames=(16, 32, 64, 250), image_size=224, repeats=3, train_batch=2,
-                   train_frames=16, xla=False, litert_frames=None):
-    """Runs every measurement; returns a JSON-serialisable dict."""
+                   train_frames=16, xla=False, litert_frames=None, implementation="auto",
+                   compare_with=None):
+    """Runs every measurement; returns a JSON-serialisable dict.
+
+    Args:
+        frames: clip lengths of the forward-pass measurements.
+        image_size: frame size.
+        repeats: timed runs per measurement (the median is reported).
+        train_batch: batch of the training-step measurement (None: skip it).
+        train_frames: clip length of the training step.
+        xla: compile the forward and training functions with XLA.
+        litert_frames: also time the LiteRT export at this clip length.
+        implementation: how the model computes its 3D convolutions (see
+            `i3d_keras.layers.Conv3D`): `"auto"`, `"conv2d"` or `"conv3d"`.
+        compare_with: another implementation to time in the same run (forward
+            passes and training step); the results get its timings and the
+            speed-ups of `implementation` over it.
+    """
+    from i3d_keras import convolution  # noqa: PLC0415
+
     results = {
         "machine": {"processor": platform.processor() or platform.machine(),
                     "cpus": os.cpu_count(), "tensorflow": tf.__version__,
@@ -132,15 +150,33 @@ def run_benchmarks(frames=(16, 32, 64, 250), image_size=224, repeats=3, train_ba
                     "onednn_env": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "unset (TF default)"),
                     "gpus": [d.name for d in tf.config.list_physical_devices("GPU")]},
         "xla": xla,
+        "implementation": convolution.resolve_implementation(implementation),
         "matmul_gflops": matmul_gflops(),
         "forward": {},
     }
-    model = i3d_model.InceptionI3D(400, "rgb", frames=None, image_size=image_size)
+    models = {implementation: i3d_model.InceptionI3D(
+        400, "rgb", frames=None, image_size=image_size, conv_implementation=implementation)}
+    if compare_with:
+        models[compare_with] = i3d_model.InceptionI3D(
+            400, "rgb", frames=None, image_size=image_size, conv_implementation=compare_with)
+        models[compare_with].set_weights(models[implementation].get_weights())
+        results["comparison"] = {"implementation": convolution.resolve_implementation(compare_with),
+                                 "forward": {}}
+    model = models[implementation]
     for f in frames:
         results["forward"][str(f)] = time_forward(model, f, image_size, repeats, xla)
+        if compare_with:
+            other = time_forward(models[compare_with], f, image_size, repeats, xla)
+            other["speedup"] = other["seconds"] / results["forward"][str(f)]["seconds"]
+            results["comparison"]["forward"][str(f)] = other
     if train_batch:
         results["train_step"] = time_train_step(model, train_batch, train_frames, image_size,
                                                 repeats, xla)
+        if compare_with:
+            other = time_train_step(models[compare_with], train_batch, train_frames, image_size,
+                                    repeats, xla)
+            other["speedup"] = other["seconds"] / results["train_step"]["seconds"]
+            results["comparison"]["train_step"] = other
     if litert_frames:
         results["litert"] = time_litert(model, litert_frames, image_size, repeats)
     if results["machine"]["gpus"]:
@@ -154,7 +190,7 @@ def format_results(results):
     """A short text table of `run_benchmarks` results."""
     peak = results["matmul_gflops"]
     lines = [f"matmul float32: {peak:.1f} GFLOP/s   (oneDNN: {results['machine']['onednn_env']},"
-             f" XLA: {results['xla']})",
+             f" XLA: {results['xla']}, convolutions: {results.get('implementation', '?')})",
              f"{'forward':<14} {'s/clip':>8} {'GMACs':>8} {'GFLOP/s':>9} {'of matmul':>10}"]
     for f, r in results["forward"].items():
         lines.append(f"{f + ' frames':<14} {r['seconds']:>8.3f} {r['gmacs']:>8.1f} "
@@ -163,6 +199,15 @@ def format_results(results):
         t = results["train_step"]
         lines.append(f"train step (batch {t['batch']} x {t['frames']} frames): {t['seconds']:.3f} s,"
                      f" {t['effective_gflops']:.1f} GFLOP/s")
+    if "comparison" in results:
+        other = results["comparison"]
+        name = other["implementation"]
+        for f, r in other["forward"].items():
+            lines.append(f"  vs {name}, {f} frames: {r['seconds']:.3f} s/clip "
+                         f"({r['effective_gflops']:.1f} GFLOP/s), speed-up {r['speedup']:.2f}x")
+        if "train_step" in other:
+            lines.append(f"  vs {name}, train step: {other['train_step']['seconds']:.3f} s, "
+                         f"speed-up {other['train_step']['speedup']:.2f}x")
     if "litert" in results:
         lite = results["litert"]
         lines.append(f"LiteRT ({lite['frames']} frames, builtin ops): {lite['litert_seconds']:.3f} s/clip"

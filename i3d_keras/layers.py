@@ -16,6 +16,8 @@ and the Kinetics Dataset", CVPR 2017.
 import keras
 import tensorflow as tf
 
+from i3d_keras import convolution
+
 _PACKAGE = "i3d_keras"
 
 
@@ -182,6 +184,59 @@ class Pooling3D(keras.layers.Layer):
             mode=self.mode,
             adaptive=self.adaptive,
         )
+        return config
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class Conv3D(keras.layers.Conv3D):
+    """`keras.layers.Conv3D`, computed with fast 2D convolutions on CPUs.
+
+    The same layer (same arguments, weights, variable names and output up to
+    float rounding) as `keras.layers.Conv3D`, whose TensorFlow kernels are slow
+    on CPUs; see `i3d_keras.convolution` for the formulation and the README's
+    "Speed" section for measurements. Only `channels_last`, dilation 1 and
+    `groups=1` (all I3D needs).
+
+    Reference: Carreira & Zisserman, "Quo Vadis, Action Recognition?", CVPR
+    2017 (I3D's inflated 3D convolutions).
+
+    Args:
+        filters, kernel_size, strides, padding: as `keras.layers.Conv3D`.
+        implementation: `"auto"` (default: TensorFlow's Conv3D when a GPU is
+            visible, else the 2D formulation), `"conv3d"` or `"conv2d"`.
+        **kwargs: other `keras.layers.Conv3D` arguments.
+
+    Example:
+
+    >>> layer = Conv3D(16, 3, strides=(1, 2, 2), padding="same")
+    >>> layer(tf.zeros([2, 8, 32, 32, 3])).shape
+    TensorShape([2, 8, 16, 16, 16])
+    """
+
+    def __init__(self, filters, kernel_size, strides=(1, 1, 1), padding="valid",
+                 implementation="auto", **kwargs):
+        super().__init__(filters, kernel_size, strides=strides, padding=padding, **kwargs)
+        convolution.resolve_implementation(implementation)  # validates
+        unsupported = {
+            "data_format": (self.data_format, "channels_last"),
+            "dilation_rate": (tuple(self.dilation_rate), (1, 1, 1)),
+            "groups": (self.groups, 1),
+        }
+        for key, (value, expected) in unsupported.items():
+            if value != expected:
+                raise ValueError(
+                    f"i3d_keras.layers.Conv3D supports {key}={expected!r} only. "
+                    f"Received: {key}={value!r}"
+                )
+        self.implementation = implementation
+
+    def convolution_op(self, inputs, kernel):
+        return convolution.conv3d(inputs, kernel, self.strides, self.padding,
+                                  self.implementation)
+
+    def get_config(self):
+        config = super().get_config()
+        config["implementation"] = self.implementation
         return config
 
 

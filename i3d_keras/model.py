@@ -64,6 +64,7 @@ def apply_unit3d(
     activation="relu",
     batch_norm_momentum=0.999,
     synchronized_batch_norm=False,
+    conv_implementation="auto",
 ):
     """DeepMind's `Unit3D`: Conv3D (no bias) -> BatchNorm (offset, no scale) -> ReLU.
 
@@ -83,16 +84,19 @@ def apply_unit3d(
         synchronized_batch_norm: compute training batch statistics across all
             replicas of a `tf.distribute` strategy (so that N replicas train as
             one device with the same global batch).
+        conv_implementation: how the convolution is computed (same result):
+            `"auto"`, `"conv3d"` or `"conv2d"`; see `i3d_keras.layers.Conv3D`.
 
     Returns:
         The unit's output tensor.
     """
-    x = keras.layers.Conv3D(
+    x = i3d_layers.Conv3D(
         filters,
         kernel_size,
         strides=strides,
         padding="same",
         use_bias=use_bias,
+        implementation=conv_implementation,
         name=f"{name}_conv_3d",
     )(x)
     if use_batch_norm:
@@ -110,7 +114,8 @@ def apply_unit3d(
 
 
 def apply_inception_block(
-    x, channels, *, name, batch_norm_momentum=0.999, synchronized_batch_norm=False
+    x, channels, *, name, batch_norm_momentum=0.999, synchronized_batch_norm=False,
+    conv_implementation="auto",
 ):
     """An inflated Inception block (DeepMind's `Mixed_*`).
 
@@ -124,6 +129,7 @@ def apply_inception_block(
         name: the block's endpoint name, e.g. `"Mixed_4b"`.
         batch_norm_momentum: passed to every unit.
         synchronized_batch_norm: passed to every unit.
+        conv_implementation: passed to every unit.
 
     Returns:
         Tensor `[batch, time, height, width, b0 + b1b + b2b + b3]`, produced by a
@@ -133,6 +139,7 @@ def apply_inception_block(
     unit = dict(
         batch_norm_momentum=batch_norm_momentum,
         synchronized_batch_norm=synchronized_batch_norm,
+        conv_implementation=conv_implementation,
     )
     branch_0 = apply_unit3d(x, b0, 1, name=f"{name}_Branch_0_Conv3d_0a_1x1", **unit)
     branch_1 = apply_unit3d(x, b1a, 1, name=f"{name}_Branch_1_Conv3d_0a_1x1", **unit)
@@ -147,7 +154,8 @@ def apply_inception_block(
     return keras.layers.Concatenate(axis=-1, name=name)([branch_0, branch_1, branch_2, branch_3])
 
 
-def apply_logits_head(x, num_classes, *, dropout_rate=0.5, adaptive=True, name="Logits"):
+def apply_logits_head(x, num_classes, *, dropout_rate=0.5, adaptive=True, name="Logits",
+                      conv_implementation="auto"):
     """The I3D head: avg pool 2x7x7 -> dropout -> 1x1x1 conv -> mean.
 
     DeepMind pools Mixed_5c with a 2x7x7 VALID average pool (stride 1), applies
@@ -162,6 +170,7 @@ def apply_logits_head(x, num_classes, *, dropout_rate=0.5, adaptive=True, name="
             it; where it is larger in space, the logits are averaged over the
             remaining positions as over time (DeepMind squeezes a 1x1 map).
         name: the endpoint name of the averaged logits.
+        conv_implementation: see `apply_unit3d`.
 
     Returns:
         Logits `[batch, num_classes]` (float32 also under mixed precision).
@@ -183,6 +192,7 @@ def apply_logits_head(x, num_classes, *, dropout_rate=0.5, adaptive=True, name="
         use_batch_norm=False,
         use_bias=True,
         activation=None,
+        conv_implementation=conv_implementation,
     )
     return i3d_layers.Mean(axis=(1, 2, 3), name=name, dtype="float32")(x)
 
@@ -223,6 +233,7 @@ def InceptionI3D(
     final_endpoint="Logits",
     dropout_rate=0.5,
     adaptive_head=True,
+    conv_implementation="auto",
     batch_norm_momentum=0.999,
     synchronized_batch_norm=False,
     weights=None,
@@ -250,6 +261,10 @@ def InceptionI3D(
             feature map) and frames larger than 224 pixels (logits averaged
             over space). Where the paper's head applies, it computes exactly
             the paper's head. With False, a too-small static input raises.
+        conv_implementation: how the 3D convolutions are computed (the same
+            result up to float rounding): `"auto"` (TensorFlow's Conv3D with a
+            GPU, else 2D convolutions, faster on CPUs), `"conv3d"` or
+            `"conv2d"`; see `i3d_keras.layers.Conv3D`.
         batch_norm_momentum: BatchNorm moving-average momentum (Sonnet 0.999).
         synchronized_batch_norm: batch statistics across replicas when trained
             under a multi-replica `tf.distribute` strategy.
@@ -293,22 +308,24 @@ def InceptionI3D(
         shape=(frames, height, width, STREAM_CHANNELS[stream]), name=stream
     )
     x = inputs
-    bn = dict(
+    unit = dict(
         batch_norm_momentum=batch_norm_momentum,
         synchronized_batch_norm=synchronized_batch_norm,
+        conv_implementation=conv_implementation,
     )
     for endpoint, kind, args in ARCHITECTURE:
         if kind == "conv":
-            x = apply_unit3d(x, **args, name=endpoint, **bn)
+            x = apply_unit3d(x, **args, name=endpoint, **unit)
         elif kind == "pool":
             x = i3d_layers.Pooling3D(**args, padding="same", name=endpoint)(x)
         else:
-            x = apply_inception_block(x, args, name=endpoint, **bn)
+            x = apply_inception_block(x, args, name=endpoint, **unit)
         if endpoint == final_endpoint:
             break
     if builds_head:
         x = apply_logits_head(
-            x, num_classes, dropout_rate=dropout_rate, adaptive=adaptive_head
+            x, num_classes, dropout_rate=dropout_rate, adaptive=adaptive_head,
+            conv_implementation=conv_implementation,
         )
     if final_endpoint == "Predictions":
         x = keras.layers.Softmax(name="Predictions", dtype="float32")(x)

@@ -105,3 +105,38 @@ def test_mean_and_weighted_sum_values(rng):
     )
     with pytest.raises(ValueError, match="one weight per input"):
         i3d_layers.WeightedSum([1.0])([a, b])
+
+
+@pytest.mark.parametrize("implementation", ["conv2d", "conv3d", "auto"])
+def test_conv3d_equals_keras_conv3d(rng, implementation):
+    x = rng.normal(size=(2, 7, 12, 12, 3)).astype("float32")
+    args = dict(filters=8, kernel_size=(3, 5, 5), strides=(1, 2, 2), padding="same",
+                use_bias=True, activation="relu")
+    reference = keras.layers.Conv3D(**args)
+    layer = i3d_layers.Conv3D(**args, implementation=implementation)
+    reference.build(x.shape)
+    layer.build(x.shape)
+    # Same variables (names and shapes), so checkpoints and inflation map 1:1.
+    assert [(v.path.split("/")[-1], v.shape) for v in layer.weights] == [
+        (v.path.split("/")[-1], v.shape) for v in reference.weights]
+    layer.set_weights([w + 0.1 for w in reference.get_weights()])
+    reference.set_weights(layer.get_weights())
+    expected = reference(x).numpy()
+    got = layer(x).numpy()
+    assert got.shape == expected.shape
+    assert np.max(np.abs(got - expected)) <= 1e-5 * np.max(np.abs(expected))
+    assert isinstance(layer, keras.layers.Conv3D)
+    clone = i3d_layers.Conv3D.from_config(layer.get_config())
+    assert clone.implementation == implementation
+    assert clone.get_config() == layer.get_config()
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(dilation_rate=2), "dilation_rate=(1, 1, 1) only. Received: dilation_rate=(2, 2, 2)"),
+    (dict(data_format="channels_first"), "Received: data_format='channels_first'"),
+    (dict(groups=2), "Received: groups=2"),
+    (dict(implementation="fast"), "Received: implementation='fast'"),
+])
+def test_conv3d_bad_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        i3d_layers.Conv3D(4, 3, **kwargs)

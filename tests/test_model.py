@@ -277,3 +277,33 @@ def test_architecture_table_matches_issue_channels():
     assert out_channels == {"Mixed_3b": 256, "Mixed_3c": 480, "Mixed_4b": 512, "Mixed_4c": 512,
                             "Mixed_4d": 512, "Mixed_4e": 528, "Mixed_4f": 832, "Mixed_5b": 832,
                             "Mixed_5c": 1024}
+
+
+def test_conv_implementations_compute_the_same_network(rng):
+    # The default on CPUs ("auto" -> 2D convolutions) against TF's Conv3D.
+    models = {impl: i3d_keras.InceptionI3D(5, "rgb", conv_implementation=impl, dropout_rate=0.0,
+                                           **SMALL)
+              for impl in ("conv2d", "conv3d")}
+    reference = models["conv3d"]
+    for layer in reference.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.moving_mean.assign(rng.normal(size=layer.moving_mean.shape) * 0.1)
+            layer.moving_variance.assign(rng.uniform(0.5, 1.5, size=layer.moving_variance.shape))
+    models["conv2d"].set_weights(reference.get_weights())
+    assert [w.path for w in models["conv2d"].weights] == [w.path for w in reference.weights]
+    x = tf.constant(rng.uniform(-1, 1, size=(2, 8, 32, 32, 3)).astype("float32"))
+    y = tf.constant([1, 3])
+    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    results = {}
+    for impl, model in models.items():
+        # Inference-mode BatchNorm: with batch statistics over the last
+        # layers' few positions, rounding differences get amplified.
+        with tf.GradientTape() as tape:
+            loss = loss_fn(y, model(x, training=False))
+        grads = tape.gradient(loss, model.trainable_variables)
+        results[impl] = (model(x).numpy(), [g.numpy() for g in grads])
+    (logits, grads), (expected_logits, expected_grads) = results["conv2d"], results["conv3d"]
+    assert np.max(np.abs(logits - expected_logits)) <= 1e-5 * np.max(np.abs(expected_logits))
+    for g, e, v in zip(grads, expected_grads, reference.trainable_variables):
+        # Rounding differences pass through ~60 layers of backward pass.
+        assert np.max(np.abs(g - e)) <= 1e-4 * np.max(np.abs(e)) + 1e-7, v.path

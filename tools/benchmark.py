@@ -15,6 +15,7 @@ Usage:
   python tools/benchmark.py --frames 16,64 --repeats 5 --output bench.json
   python tools/benchmark.py --onednn both            # oneDNN on vs off, same run
   python tools/benchmark.py --xla                    # XLA-compiled functions
+  python tools/benchmark.py --compare_with conv3d     # vs TF's Conv3D kernels, same run
 """
 
 import json
@@ -34,6 +35,13 @@ _XLA = flags.DEFINE_bool("xla", False, "Compile the forward and training functio
 _ONEDNN = flags.DEFINE_enum("onednn", "default", ["default", "on", "off", "both"],
                             "TF_ENABLE_ONEDNN_OPTS for the measurement (both: one child "
                             "process each, results side by side).")
+_IMPLEMENTATION = flags.DEFINE_enum(
+    "implementation", "auto", ["auto", "conv2d", "conv3d"],
+    "How I3D computes its 3D convolutions (i3d_keras.layers.Conv3D): auto (the default: "
+    "2D convolutions on CPUs, TF's Conv3D with a GPU), conv2d or conv3d.")
+_COMPARE_WITH = flags.DEFINE_enum(
+    "compare_with", None, ["auto", "conv2d", "conv3d"],
+    "Also time this implementation in the same run and report the speed-ups.")
 _OUTPUT = flags.DEFINE_string("output", None, "Write the JSON results here.")
 _LITERT = flags.DEFINE_integer("litert_frames", 16, "Also time the LiteRT export against TF at "
                                "this clip length (0: skip).")
@@ -42,10 +50,11 @@ _LITERT = flags.DEFINE_integer("litert_frames", 16, "Also time the LiteRT export
 def _child_args(setting):
     args = [sys.executable, os.path.abspath(__file__), "--onednn", setting]
     for name in ("frames", "image_size", "repeats", "train_batch", "train_frames",
-                 "litert_frames"):
+                 "litert_frames", "implementation"):
         args.append(f"--{name}={flags.FLAGS[name].value}")
     args += ["--skip_train"] if _SKIP_TRAIN.value else []
     args += ["--xla"] if _XLA.value else []
+    args += [f"--compare_with={_COMPARE_WITH.value}"] if _COMPARE_WITH.value else []
     return args
 
 
@@ -83,6 +92,7 @@ def main(argv):
         frames=frames, image_size=_SIZE.value, repeats=_REPEATS.value,
         train_batch=None if _SKIP_TRAIN.value else _TRAIN_BATCH.value,
         train_frames=_TRAIN_FRAMES.value, xla=_XLA.value, litert_frames=_LITERT.value,
+        implementation=_IMPLEMENTATION.value, compare_with=_COMPARE_WITH.value,
     )
     results["onednn"] = _ONEDNN.value
     results["table"] = benchmarking.format_results(results)

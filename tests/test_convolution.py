@@ -1,0 +1,118 @@
+"""Tests for i3d_keras.convolution: the 2D formulation equals tf.nn.conv3d."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from i3d_keras import convolution
+
+# (input shape, kernel shape, strides, padding): I3D's layers (stem 7x7x7 with
+# stride 2 on even and odd lengths, 3x3x3, 1x1x1) and the other cases the
+# formulation handles (temporal-only and spatial-only kernels, even kernels,
+# VALID padding, temporal stride with a 3x3x3 kernel, strided 1x1x1).
+CASES = [
+    ((2, 8, 16, 16, 3), (7, 7, 7, 3, 8), (2, 2, 2), "same"),
+    ((2, 7, 15, 13, 3), (7, 7, 7, 3, 8), (2, 2, 2), "same"),
+    ((2, 6, 12, 12, 5), (3, 3, 3, 5, 7), (1, 1, 1), "same"),
+    ((1, 5, 9, 9, 6), (1, 1, 1, 6, 4), (1, 1, 1), "same"),
+    ((1, 5, 9, 9, 6), (1, 1, 1, 6, 4), (2, 2, 2), "same"),
+    ((2, 6, 12, 12, 4), (1, 3, 3, 4, 6), (1, 2, 2), "same"),
+    ((2, 6, 12, 12, 4), (3, 1, 1, 4, 6), (1, 1, 1), "same"),
+    ((2, 8, 10, 10, 4), (2, 2, 2, 4, 6), (2, 2, 2), "valid"),
+    ((2, 9, 11, 10, 4), (3, 3, 3, 4, 6), (1, 1, 1), "valid"),
+    ((1, 9, 10, 10, 4), (3, 3, 3, 4, 6), (2, 1, 1), "same"),
+    ((1, 6, 10, 10, 4), (2, 2, 2, 4, 3), (1, 1, 1), "same"),
+]
+
+
+def _relative_error(got, expected):
+    return float(np.max(np.abs(got - expected)) / np.max(np.abs(expected)))
+
+
+def _outputs_and_gradients(fn, x, kernel):
+    with tf.GradientTape() as tape:
+        tape.watch([x, kernel])
+        y = fn(x, kernel)
+        # A non-linear loss, so that the output gradient varies per element.
+        loss = tf.reduce_sum(y * tf.sin(y))
+    dx, dkernel = tape.gradient(loss, [x, kernel])
+    return y.numpy(), dx.numpy(), dkernel.numpy()
+
+
+@pytest.mark.parametrize("x_shape,kernel_shape,strides,padding", CASES)
+def test_conv2d_formulation_equals_conv3d(rng, x_shape, kernel_shape, strides, padding):
+    x = tf.constant(rng.normal(size=x_shape).astype("float32"))
+    kernel = tf.constant(rng.normal(size=kernel_shape).astype("float32"))
+    expected = _outputs_and_gradients(
+        lambda a, k: tf.nn.conv3d(a, k, [1, *strides, 1], padding.upper()), x, kernel)
+    got = _outputs_and_gradients(
+        lambda a, k: convolution.conv3d(a, k, strides, padding, "conv2d"), x, kernel)
+    for name, g, e in zip(("output", "input gradient", "kernel gradient"), got, expected):
+        assert g.shape == e.shape, name
+        # Float rounding only (another summation order): the issue's 1e-5.
+        assert _relative_error(g, e) < 1e-5, (name, _relative_error(g, e))
+
+
+@pytest.mark.parametrize("x_shape,kernel_shape,strides,padding", [CASES[1], CASES[2], CASES[8]])
+def test_unknown_dimensions_in_graph(rng, x_shape, kernel_shape, strides, padding):
+    # Serving signatures leave batch, time and space unknown.
+    kernel = tf.constant(rng.normal(size=kernel_shape).astype("float32"))
+    fn = tf.function(
+        lambda a: convolution.conv3d(a, kernel, strides, padding, "conv2d"),
+        input_signature=[tf.TensorSpec([None, None, None, None, x_shape[-1]])])
+    x = rng.normal(size=x_shape).astype("float32")
+    expected = tf.nn.conv3d(x, kernel, [1, *strides, 1], padding.upper()).numpy()
+    got = fn(x).numpy()
+    assert got.shape == expected.shape
+    assert _relative_error(got, expected) < 1e-5
+    static = convolution.output_shape(tf.TensorShape([None] * 4 + [x_shape[-1]]), kernel_shape,
+                                      strides, padding)
+    assert static.as_list() == [None, None, None, None, kernel_shape[-1]]
+
+
+def _square_loss_gradient(conv, x):
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = conv(x)
+        loss = tf.reduce_sum(y * y)
+    return y, tape.gradient(loss, x)
+
+
+def test_under_xla_with_unknown_batch(rng):
+    kernel = tf.constant(rng.normal(size=(3, 3, 3, 4, 6)).astype("float32"))
+    fn = tf.function(
+        lambda a: _square_loss_gradient(
+            lambda b: convolution.conv3d(b, kernel, (1, 1, 1), "same", "conv2d"), a),
+        jit_compile=True, input_signature=[tf.TensorSpec([None, 6, 10, 10, 4])])
+    x = tf.constant(rng.normal(size=(3, 6, 10, 10, 4)).astype("float32"))
+    y, dx = fn(x)
+    expected_y, expected_dx = _square_loss_gradient(
+        lambda b: tf.nn.conv3d(b, kernel, [1] * 5, "SAME"), x)
+    assert _relative_error(y.numpy(), expected_y.numpy()) < 1e-5
+    assert _relative_error(dx.numpy(), expected_dx.numpy()) < 1e-5
+
+
+def test_bfloat16_inputs(rng):
+    x = rng.normal(size=(1, 6, 12, 12, 4)).astype("float32")
+    kernel = rng.normal(size=(3, 3, 3, 4, 8)).astype("float32")
+    expected = tf.nn.conv3d(x, kernel, [1] * 5, "SAME").numpy()
+    got = convolution.conv3d(tf.cast(x, tf.bfloat16), tf.cast(kernel, tf.bfloat16),
+                             implementation="conv2d")
+    assert got.dtype == tf.bfloat16
+    assert _relative_error(tf.cast(got, tf.float32).numpy(), expected) < 2e-2
+
+
+def test_implementation_choice_and_bad_arguments():
+    # No GPU on the test machines: "auto" is the 2D formulation.
+    expected = "conv3d" if tf.config.list_logical_devices("GPU") else "conv2d"
+    assert convolution.resolve_implementation("auto") == expected
+    assert convolution.resolve_implementation("conv3d") == "conv3d"
+    with pytest.raises(ValueError, match="Received: implementation='cudnn'"):
+        convolution.resolve_implementation("cudnn")
+    x, kernel = tf.zeros([1, 4, 8, 8, 2]), tf.zeros([3, 3, 3, 2, 4])
+    with pytest.raises(ValueError, match="Received: padding='causal'"):
+        convolution.conv3d(x, kernel, padding="causal")
+    # The native path is tf.nn.conv3d itself.
+    np.testing.assert_array_equal(
+        convolution.conv3d(x + 1, kernel + 1, implementation="conv3d"),
+        tf.nn.conv3d(x + 1, kernel + 1, [1] * 5, "SAME"))
