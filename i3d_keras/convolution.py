@@ -87,17 +87,27 @@ def _time_taps(x, size, stride, padding):
     before, after, out_time = _padding_and_length(_dim(x, 1), size, stride, padding)
     if size == 1 and stride == 1:
         return x, out_time
-    # Extra zeros at the end so that every tap can take `out_time * stride`
-    # frames; the surplus ones are dropped by the stride.
-    x = tf.pad(x, [[0, 0], [before, after + stride - 1], [0, 0], [0, 0], [0, 0]])
-    taps = []
-    for k in range(size):
+    dims = [_dim(x, axis) for axis in (2, 3, 4)]
+    if stride > 1:
+        # Phases: frame `t * stride + k` is row `t + k // stride`, phase
+        # `k % stride` of a [rows, stride] view, so every tap is one slice
+        # (a strided slice + copy measured 25% slower for I3D's stem).
+        rows = out_time + (size - 1) // stride
+        if isinstance(rows, int) and isinstance(_dim(x, 1), int):
+            rows = max(rows, -(-(before + _dim(x, 1)) // stride))
+        else:
+            rows = tf.maximum(rows, (before + _dim(x, 1) + stride - 1) // stride)
+        after = rows * stride - before - _dim(x, 1)
+        x = tf.pad(x, [[0, 0], [before, after], [0, 0], [0, 0], [0, 0]])
+        x = tf.reshape(x, _shape(-1, rows, stride, *dims))
+        taps = [tf.reshape(tf.slice(x, [0, k // stride, k % stride, 0, 0, 0],
+                                    [-1, out_time, 1, -1, -1, -1]), _shape(-1, out_time, *dims))
+                for k in range(size)]
+    else:
+        x = tf.pad(x, [[0, 0], [before, after], [0, 0], [0, 0], [0, 0]])
         # tf.slice (gradient: a pad) rather than a strided slice (its gradient,
         # StridedSliceGrad, was 5% of a training step).
-        tap = tf.slice(x, [0, k, 0, 0, 0], [-1, out_time * stride, -1, -1, -1])
-        if stride > 1:
-            tap = _every_nth_frame(tap, stride, out_time)
-        taps.append(tap)
+        taps = [tf.slice(x, [0, k, 0, 0, 0], [-1, out_time, -1, -1, -1]) for k in range(size)]
     return (taps[0] if size == 1 else tf.concat(taps, axis=-1)), out_time
 
 
@@ -106,14 +116,6 @@ def _shape(*dims):
     if all(isinstance(d, int) for d in dims):
         return list(dims)
     return tf.stack(dims)
-
-
-def _every_nth_frame(x, stride, out_time):
-    """Frames 0, stride, 2 * stride, ... of `x` (`out_time * stride` frames)."""
-    dims = [_dim(x, axis) for axis in (2, 3, 4)]
-    x = tf.reshape(x, _shape(-1, out_time, stride, *dims))
-    x = tf.slice(x, [0, 0, 0, 0, 0, 0], [-1, -1, 1, -1, -1, -1])
-    return tf.reshape(x, _shape(-1, out_time, *dims))
 
 
 def _flatten_time(x):

@@ -22,6 +22,9 @@ CASES = [
     ((2, 9, 11, 10, 4), (3, 3, 3, 4, 6), (1, 1, 1), "valid"),
     ((1, 9, 10, 10, 4), (3, 3, 3, 4, 6), (2, 1, 1), "same"),
     ((1, 6, 10, 10, 4), (2, 2, 2, 4, 3), (1, 1, 1), "same"),
+    ((1, 9, 8, 8, 3), (3, 3, 3, 3, 4), (2, 2, 2), "valid"),
+    ((1, 7, 8, 8, 3), (1, 3, 3, 3, 4), (2, 1, 1), "same"),
+    ((1, 8, 8, 8, 3), (5, 1, 1, 3, 4), (3, 1, 1), "same"),
 ]
 
 
@@ -53,7 +56,8 @@ def test_conv2d_formulation_equals_conv3d(rng, x_shape, kernel_shape, strides, p
         assert _relative_error(g, e) < 1e-5, (name, _relative_error(g, e))
 
 
-@pytest.mark.parametrize("x_shape,kernel_shape,strides,padding", [CASES[1], CASES[2], CASES[8]])
+@pytest.mark.parametrize("x_shape,kernel_shape,strides,padding",
+                         [CASES[1], CASES[2], CASES[8], CASES[11], CASES[13]])
 def test_unknown_dimensions_in_graph(rng, x_shape, kernel_shape, strides, padding):
     # Serving signatures leave batch, time and space unknown.
     kernel = tf.constant(rng.normal(size=kernel_shape).astype("float32"))

@@ -140,3 +140,26 @@ def test_conv3d_equals_keras_conv3d(rng, implementation):
 def test_conv3d_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
         i3d_layers.Conv3D(4, 3, **kwargs)
+
+
+@pytest.mark.parametrize("pool_size", [(3, 3, 3), (1, 3, 3), (2, 2, 2)])
+def test_max_pooling_in_training_equals_keras_values_and_gradients(rng, pool_size):
+    # Training uses maxima of shifted slices for stride-1 "same" max pools.
+    x = tf.constant(rng.normal(size=(2, 5, 9, 8, 3)).astype("float32"))
+    layer = i3d_layers.Pooling3D(pool_size, strides=1, padding="same")
+    reference = keras.layers.MaxPooling3D(pool_size, strides=1, padding="same")
+    weights = tf.constant(rng.normal(size=(2, 5, 9, 8, 3)).astype("float32"))
+    results = []
+    for fn in (lambda a: layer(a, training=True), reference):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = fn(x)
+            loss = tf.reduce_sum(y * weights)
+        results.append((y.numpy(), tape.gradient(loss, x).numpy()))
+    (y, dx), (expected_y, expected_dx) = results
+    np.testing.assert_array_equal(y, expected_y)  # value for value
+    np.testing.assert_allclose(dx, expected_dx, rtol=1e-6, atol=1e-6)  # no ties in random data
+    np.testing.assert_array_equal(layer(x, training=False), expected_y)
+    dynamic = tf.function(lambda a: layer(a, training=True),
+                          input_signature=[tf.TensorSpec([None, None, None, None, 3])])
+    np.testing.assert_array_equal(dynamic(x), expected_y)
