@@ -36,7 +36,7 @@ _EXPORTS = {
         "ARCHITECTURE", "ENDPOINTS", "InceptionI3D", "TwoStreamI3D", "apply_inception_block",
         "apply_logits_head", "apply_unit3d", "endpoint_model", "logits_model",
     ],
-    "layers": ["DepthwiseConv3D", "Mean", "Pooling3D", "WeightedSum"],
+    "layers": ["Conv3D", "DepthwiseConv3D", "Mean", "Pooling3D", "WeightedSum"],
     "receptive_field": ["receptive_fields"],
     "inflation": [
         "adapt_input_channels", "i3d_time_kernel", "inflate", "inflate_kernel",
@@ -59,7 +59,7 @@ _EXPORTS = {
     "export": ["export_saved_model", "export_tflite", "verify_tflite"],
 }
 _SUBMODULES = [
-    "baselines", "comparison", "conversion", "datasets", "evaluation", "export", "flow",
+    "baselines", "comparison", "conversion", "convolution", "datasets", "evaluation", "export", "flow",
     "inception_v1", "inference", "inflation", "input_pipeline", "layers", "model",
     "motion_dataset", "preprocessing", "receptive_field", "records", "training", "video",
     "weights",

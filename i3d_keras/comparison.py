@@ -186,7 +186,7 @@ def run_comparison(
     class_pairs=None,
     train=True,
     run_eagerly=False,
-    xla=True,
+    xla=None,
     log=print,
 ):
     """Trains and evaluates each architecture briefly; writes a table and a chart.
@@ -230,8 +230,9 @@ def run_comparison(
         train: False only measures parameters, frames and multiply-adds.
         run_eagerly: train and predict eagerly (no graph tracing: faster for
             a handful of steps, e.g. tests; much slower for real runs).
-        xla: compile training and prediction with XLA (TensorFlow's own 3D
-            convolution gradients are ~17x slower on small clips on CPU); an
+        xla: compile training and prediction with XLA; None (default): with
+            a GPU only (on CPUs the models' 2D formulation of their 3D
+            convolutions trains faster without it, README "Speed"). An
             architecture whose XLA compilation fails is retrained without it.
         log: progress callback taking a string.
 
@@ -315,7 +316,8 @@ def run_comparison(
                 lambda fraction, r=row: _eta(train_time, done_macs, total_macs, r.macs,
                                              fraction, time.time() - arch_start))
             initial_weights = model.get_weights()
-            for jit in ((True, False) if xla and not run_eagerly else (False,)):
+            use_xla = bool(tf.config.list_physical_devices("GPU")) if xla is None else xla
+            for jit in ((True, False) if use_xla and not run_eagerly else (False,)):
                 model.compile(
                     optimizer=keras.optimizers.Adam(schedule),
                     loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),

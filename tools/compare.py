@@ -10,11 +10,10 @@ comparison.png and comparison.json to --output_dir. Everything runs from
 scratch (no downloads) unless --weights=imagenet.
 
 The defaults are the main job's motion recipe (1000 clips of 8 frames x 32x32,
-batch 8, 5 epochs, Adam with a cosine schedule, XLA), with which
-`tools/train.py --stream rgb` took about 8 minutes for I3D on this project's
-2-core CPU and reached 98% validation accuracy; the cheaper 2D models take
-less, so all 7 architectures take roughly 40-60 minutes. For a quick look at the
-paper's point, compare the per-frame 2D model with I3D (second usage line).
+batch 8, 5 epochs, Adam with a cosine schedule; XLA only with a GPU), with which
+`tools/train.py --stream rgb` took about 4 minutes for I3D on this project's
+2-core CPU and reached 99% validation accuracy. For a quick look at the paper's
+point, compare the per-frame 2D model with I3D (second usage line).
 
 Usage:
   python tools/compare.py --output_dir runs/compare          # all 7, defaults
@@ -47,7 +46,8 @@ _STREAM = flags.DEFINE_enum("stream", "rgb", ["rgb", "flow"], "Stream of one-str
 _WEIGHTS = flags.DEFINE_string("weights", None, "None (scratch) or 'imagenet' backbones.")
 _SEED = flags.DEFINE_integer("seed", 0, "Data and initialisation seed.")
 _TRAIN = flags.DEFINE_bool("train", True, "Train and evaluate (else costs only).")
-_XLA = flags.DEFINE_bool("xla", True, "Compile with XLA (falls back per architecture).")
+_XLA = flags.DEFINE_bool("xla", None, "Compile with XLA (default: with a GPU only; falls back "
+                         "per architecture).")
 
 
 def main(argv):
