@@ -500,7 +500,10 @@ class _Inflater:
                 name=f"{layer.name}_time_pad",
                 dtype=layer.dtype_policy,
             )
-        conv = keras.layers.Conv3D.from_config(config)
+        # i3d_keras' Conv3D (fast 2D formulation on CPUs, same weights) where
+        # it applies: no dilation.
+        dilated = any(d != 1 for d in config["dilation_rate"])
+        conv = (keras.layers.Conv3D if dilated else i3d_layers.Conv3D).from_config(config)
         y = conv(pad(x3) if pad else x3)
         values = layer.get_weights()
         values[0] = self._kernel(layer, values[0], t, x3.shape[-1])
@@ -541,7 +544,7 @@ class _Inflater:
     def separable2d(self, layer, x2, x3):
         y = self.depthwise2d(layer, x2, x3, name=f"{layer.name}_depthwise", use_bias=False)
         config = layer.get_config()
-        pointwise = keras.layers.Conv3D(
+        pointwise = i3d_layers.Conv3D(
             layer.filters,
             1,
             activation=config["activation"],

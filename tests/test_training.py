@@ -129,14 +129,15 @@ _STEP_SCRIPT = textwrap.dedent("""
                            if w.ndim > 1 else w for i, w in enumerate(model.get_weights())])
         model.compile(keras.optimizers.SGD(0.01),
                       keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    first_before = model.get_layer("Conv3d_1a_7x7_conv_3d").kernel.numpy()
     history = model.fit(ds, epochs=1, verbose=0)
     kernel = model.get_layer("Logits_Conv3d_0c_1x1_conv_3d").kernel.numpy()
-    first = model.get_layer("Conv3d_1a_7x7_conv_3d").kernel.numpy()
+    first = model.get_layer("Conv3d_1a_7x7_conv_3d").kernel.numpy() - first_before
     if os.environ.get("TF_CONFIG") is None or json.loads(os.environ["TF_CONFIG"])["task"]["index"] == 0:
         print(json.dumps({"replicas": strategy.num_replicas_in_sync,
                           "loss": history.history["loss"][-1],
                           "logits_kernel": kernel.ravel()[:50].tolist(),
-                          "first_kernel": first.ravel()[:50].tolist()}))
+                          "first_kernel_update": first.ravel().tolist()}))
 """)
 
 
@@ -182,12 +183,22 @@ def strategy_runs():
 
 def _assert_same_training(result, reference, replicas):
     assert result["replicas"] == replicas
-    # Known gap (issue #5 note): with synchronised BatchNorm the 2-replica run's
-    # mean loss over 2 SGD steps still differs from one device by 0.9% (measured),
-    # more than float reduction order explains; an exact match is open work.
+    # Training-mode gradients of this tiny randomly initialised network are
+    # chaotic: on one device, scaling the input by (1 + 1e-6) changes the
+    # logits' weight gradients by up to 5% and the first kernel's by 0.3%
+    # (measured), through max-pool argmax flips and BatchNorm over few
+    # positions. The reduction order of 2 replicas (and of the synchronised
+    # BatchNorm statistics) is such a perturbation, so the mean loss of the 2
+    # steps differs by about 1% and single first-kernel elements by up to 15%
+    # of their update. What must hold: the same loss within 2%, the same
+    # classifier, and the same first-layer update (direction and size).
     np.testing.assert_allclose(result["loss"], reference["loss"], rtol=2e-2)
     np.testing.assert_allclose(result["logits_kernel"], reference["logits_kernel"], atol=2e-2)
-    np.testing.assert_allclose(result["first_kernel"], reference["first_kernel"], atol=2e-2)
+    update = np.asarray(result["first_kernel_update"])
+    expected = np.asarray(reference["first_kernel_update"])
+    cosine = update @ expected / np.linalg.norm(update) / np.linalg.norm(expected)
+    assert cosine > 0.98, cosine
+    assert abs(np.linalg.norm(update) / np.linalg.norm(expected) - 1) < 0.03
 
 
 def test_mirrored_on_two_cpu_devices_matches_single_device(strategy_runs):
