@@ -66,7 +66,8 @@ def _padding_and_length(length, size, stride, padding):
     return 0, 0, (length - size) // stride + 1
 
 
-def _dim(x, axis):
+def dimension(x, axis):
+    """`x.shape[axis]` where static, else the run-time size (a scalar tensor)."""
     static = x.shape[axis]
     return static if static is not None else tf.shape(x)[axis]
 
@@ -84,20 +85,20 @@ def _time_taps(x, size, stride, padding):
         channel `k * channels + c` holds input channel `c` at time
         `t * stride + k - pad_before` (zeros outside the clip).
     """
-    before, after, out_time = _padding_and_length(_dim(x, 1), size, stride, padding)
+    before, after, out_time = _padding_and_length(dimension(x, 1), size, stride, padding)
     if size == 1 and stride == 1:
         return x, out_time
-    dims = [_dim(x, axis) for axis in (2, 3, 4)]
+    dims = [dimension(x, axis) for axis in (2, 3, 4)]
     if stride > 1:
         # Phases: frame `t * stride + k` is row `t + k // stride`, phase
         # `k % stride` of a [rows, stride] view, so every tap is one slice
         # (a strided slice + copy measured 25% slower for I3D's stem).
         rows = out_time + (size - 1) // stride
-        if isinstance(rows, int) and isinstance(_dim(x, 1), int):
-            rows = max(rows, -(-(before + _dim(x, 1)) // stride))
+        if isinstance(rows, int) and isinstance(dimension(x, 1), int):
+            rows = max(rows, -(-(before + dimension(x, 1)) // stride))
         else:
-            rows = tf.maximum(rows, (before + _dim(x, 1) + stride - 1) // stride)
-        after = rows * stride - before - _dim(x, 1)
+            rows = tf.maximum(rows, (before + dimension(x, 1) + stride - 1) // stride)
+        after = rows * stride - before - dimension(x, 1)
         x = tf.pad(x, [[0, 0], [before, after], [0, 0], [0, 0], [0, 0]])
         x = tf.reshape(x, _shape(-1, rows, stride, *dims))
         taps = [tf.reshape(tf.slice(x, [0, k // stride, k % stride, 0, 0, 0],
@@ -120,12 +121,12 @@ def _shape(*dims):
 
 def _flatten_time(x):
     """`[batch, time, h, w, c]` -> `[batch * time, h, w, c]`."""
-    return tf.reshape(x, _shape(-1, *[_dim(x, axis) for axis in (2, 3, 4)]))
+    return tf.reshape(x, _shape(-1, *[dimension(x, axis) for axis in (2, 3, 4)]))
 
 
 def _unflatten_time(y, out_time):
     """`[batch * time, h, w, c]` -> `[batch, time, h, w, c]`."""
-    return tf.reshape(y, _shape(-1, out_time, *[_dim(y, axis) for axis in (1, 2, 3)]))
+    return tf.reshape(y, _shape(-1, out_time, *[dimension(y, axis) for axis in (1, 2, 3)]))
 
 
 def _conv2d_formulation(x, kernel, strides, padding):
@@ -137,13 +138,17 @@ def _conv2d_formulation(x, kernel, strides, padding):
         if (st, sh, sw) != (1, 1, 1):
             x = x[:, ::st, ::sh, ::sw]
         y = tf.matmul(tf.reshape(x, [-1, c_in]), tf.reshape(kernel, [c_in, c_out]))
-        return tf.reshape(y, _shape(-1, *[_dim(x, axis) for axis in (1, 2, 3)], c_out))
+        return tf.reshape(y, _shape(-1, *[dimension(x, axis) for axis in (1, 2, 3)], c_out))
     taps, out_time = _time_taps(x, kt, st, padding)
-    # Kernel [kt, kh, kw, c_in, c_out] -> [kh, kw, kt * c_in, c_out], matching
-    # the taps' channel order (time-major).
-    kernel2d = tf.reshape(tf.transpose(kernel, [1, 2, 0, 3, 4]), [kh, kw, kt * c_in, c_out])
-    y = tf.nn.conv2d(_flatten_time(taps), kernel2d, [1, sh, sw, 1], padding.upper())
+    y = tf.nn.conv2d(_flatten_time(taps), _kernel2d(kernel), [1, sh, sw, 1], padding.upper())
     return _unflatten_time(y, out_time)
+
+
+def _kernel2d(kernel):
+    """`[kt, kh, kw, c_in, c_out]` -> `[kh, kw, kt * c_in, c_out]`, in the taps'
+    channel order (time-major)."""
+    kt, kh, kw, c_in, c_out = kernel.shape
+    return tf.reshape(tf.transpose(kernel, [1, 2, 0, 3, 4]), [kh, kw, kt * c_in, c_out])
 
 
 def _fast_input_gradient_applies(kernel_size, strides, padding):
@@ -166,8 +171,8 @@ def _same_input_gradient(dy, kernel):
     flipped = tf.reverse(kernel, axis=[1, 2])
     kernel2d = tf.reshape(tf.transpose(flipped, [1, 2, 4, 0, 3]), [kh, kw, c_out, kt * c_in])
     z = tf.nn.conv2d(_flatten_time(dy), kernel2d, 1, "SAME")
-    time = _dim(dy, 1)
-    dims = [_dim(dy, axis) for axis in (2, 3)]
+    time = dimension(dy, 1)
+    dims = [dimension(dy, axis) for axis in (2, 3)]
     z = tf.reshape(z, _shape(-1, time, *dims, kt, c_in))
     if kt == 1:
         return tf.reshape(z, _shape(-1, time, *dims, c_in))
@@ -183,7 +188,7 @@ def _same_conv_with_fast_input_gradient(x, kernel):
     kt, kh, kw, c_in, c_out = kernel.shape
     taps, out_time = _time_taps(x, kt, 1, "same")
     flat_taps = _flatten_time(taps)
-    kernel2d = tf.reshape(tf.transpose(kernel, [1, 2, 0, 3, 4]), [kh, kw, kt * c_in, c_out])
+    kernel2d = _kernel2d(kernel)
     y = _unflatten_time(tf.nn.conv2d(flat_taps, kernel2d, 1, "SAME"), out_time)
 
     def grad(dy):

@@ -90,7 +90,7 @@ def _separable_max_same(x, pool_size):
         paddings = [[0, 0]] * 5
         paddings[axis] = [before, size - 1 - before]
         padded = tf.pad(x, paddings, constant_values=lowest)
-        length = _dim_or_tensor(x, axis)
+        length = convolution.dimension(x, axis)
         begin, sizes = [0] * 5, [-1] * 5
         sizes[axis] = length
         shifted = []
@@ -101,10 +101,6 @@ def _separable_max_same(x, pool_size):
         for other in shifted[1:]:
             x = tf.maximum(x, other)
     return x
-
-
-def _dim_or_tensor(x, axis):
-    return x.shape[axis] if x.shape[axis] is not None else tf.shape(x)[axis]
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
