@@ -59,8 +59,8 @@ _EXPORTS = {
     "export": ["export_saved_model", "export_tflite", "verify_tflite"],
 }
 _SUBMODULES = [
-    "baselines", "comparison", "conversion", "convolution", "datasets", "evaluation", "export", "flow",
-    "inception_v1", "inference", "inflation", "input_pipeline", "layers", "model",
+    "baselines", "comparison", "conversion", "convolution", "datasets", "evaluation", "export",
+    "flow", "inception_v1", "inference", "inflation", "input_pipeline", "layers", "model",
     "motion_dataset", "preprocessing", "receptive_field", "records", "training", "video",
     "weights",
 ]

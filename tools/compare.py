@@ -10,7 +10,8 @@ comparison.png and comparison.json to --output_dir. Everything runs from
 scratch (no downloads) unless --weights=imagenet.
 
 The defaults are the main job's motion recipe (1000 clips of 8 frames x 32x32,
-batch 8, 5 epochs, Adam with a cosine schedule; XLA with a GPU, on a CPU for 3d_fused only), with which
+batch 8, 5 epochs, Adam with a cosine schedule; XLA with a GPU, and on a CPU
+for 3d_fused only), with which
 `tools/train.py --stream rgb` took about 4 minutes for I3D on this project's
 2-core CPU and reached 99% validation accuracy. For a quick look at the paper's
 point, compare the per-frame 2D model with I3D (second usage line).
@@ -46,8 +47,8 @@ _STREAM = flags.DEFINE_enum("stream", "rgb", ["rgb", "flow"], "Stream of one-str
 _WEIGHTS = flags.DEFINE_string("weights", None, "None (scratch) or 'imagenet' backbones.")
 _SEED = flags.DEFINE_integer("seed", 0, "Data and initialisation seed.")
 _TRAIN = flags.DEFINE_bool("train", True, "Train and evaluate (else costs only).")
-_XLA = flags.DEFINE_bool("xla", None, "Compile with XLA (default: with a GPU; on a CPU for 3d_fused only; falls back "
-                         "per architecture).")
+_XLA = flags.DEFINE_bool("xla", None, "Compile with XLA (default: with a GPU; on a CPU for "
+                         "3d_fused only; falls back per architecture).")
 
 
 def main(argv):
