@@ -18,6 +18,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from i3d_keras import convolution
 from i3d_keras import model as i3d_model
 from i3d_keras import receptive_field
 
@@ -141,8 +142,6 @@ def run_benchmarks(frames=(16, 32, 64, 250), image_size=224, repeats=3, train_ba
             passes and training step); the results get its timings and the
             speed-ups of `implementation` over it.
     """
-    from i3d_keras import convolution  # noqa: PLC0415
-
     results = {
         "machine": {"processor": platform.processor() or platform.machine(),
                     "cpus": os.cpu_count(), "tensorflow": tf.__version__,
