@@ -46,6 +46,7 @@ class ComparisonRow:
         pair_clips: validation clips that belong to a pair.
         train_seconds: training wall time.
         paper_params: the paper's Table 1 parameter count (Kinetics config).
+        xla: whether training ran with XLA (None if not trained).
     """
 
     name: str
@@ -58,6 +59,7 @@ class ComparisonRow:
     pair_clips: int = 0
     train_seconds: float = 0.0
     paper_params: str = ""
+    xla: bool = None
 
 
 def within_pair_accuracy(logits, labels, class_pairs):
@@ -323,28 +325,14 @@ def run_comparison(
                 log, row.name, index, len(rows), epochs, start,
                 lambda fraction, r=row: _eta(train_time, done_macs, total_macs, r.macs,
                                              fraction, time.time() - arch_start))
-            initial_weights = model.get_weights()
             use_xla = xla
             if xla is None:
                 use_xla = bool(tf.config.list_physical_devices("GPU")) or row.name in _XLA_ON_CPU
-            for jit in ((True, False) if use_xla and not run_eagerly else (False,)):
-                model.compile(
-                    optimizer=keras.optimizers.Adam(schedule),
-                    loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                    metrics=["accuracy"],
-                    run_eagerly=run_eagerly,
-                    jit_compile=jit,
-                )
-                try:
-                    model.fit(train_ds, epochs=epochs, verbose=0, callbacks=[progress],
-                              shuffle=False)
-                    break
-                except (tf.errors.OpError, NotImplementedError, ValueError) as error:
-                    if not jit:
-                        raise
-                    log(f"[{index + 1}/{len(rows)}] {row.name}: XLA failed "
-                        f"({type(error).__name__}); training without XLA")
-                    model.set_weights(initial_weights)
+            row.xla = fit_with_xla_fallback(
+                model, train_ds, epochs=epochs, xla=use_xla and not run_eagerly,
+                optimizer=lambda: keras.optimizers.Adam(schedule),
+                run_eagerly=run_eagerly, callbacks=[progress],
+                log=lambda text, i=index, r=row: log(f"[{i + 1}/{len(rows)}] {r.name}: {text}"))
             logits = model.predict(val_ds, verbose=0)
             labels = np.concatenate([np.asarray(y) for _, y in val_ds])
             row.train_seconds = time.time() - arch_start
@@ -363,6 +351,60 @@ def run_comparison(
             report()  # results so far, in case a long run is stopped
     report()
     return rows
+
+
+def fit_with_xla_fallback(model, train_ds, *, epochs, xla, optimizer, run_eagerly=False,
+                          callbacks=(), log=print):
+    """Compiles and fits a classifier, with XLA if asked, retrying without it.
+
+    XLA cannot compile every graph (e.g. ops without an XLA kernel such as
+    `tf.numpy_function`, or some dynamic shapes); the error surfaces at the
+    first training step. Then the weights are restored to their initial
+    values, the model is recompiled without XLA (a fresh optimizer) and
+    trained from the start, so one architecture never stops a comparison.
+
+    Args:
+        model: a Keras model returning logits.
+        train_ds: dataset of `(inputs, sparse label)` batches.
+        epochs: training epochs.
+        xla: try `jit_compile=True` first.
+        optimizer: a function returning a new optimizer (called per attempt).
+        run_eagerly: passed to `compile`.
+        callbacks: Keras callbacks for `fit`.
+        log: receives a line when XLA fails.
+
+    Returns:
+        True if the model was trained with XLA, False otherwise.
+
+    Example:
+
+    >>> fit_with_xla_fallback(model, ds, epochs=1, xla=True,
+    ...                       optimizer=lambda: keras.optimizers.Adam(1e-3))  # doctest: +SKIP
+    True
+    """
+    import keras  # noqa: PLC0415
+    import tensorflow as tf  # noqa: PLC0415
+
+    initial_weights = model.get_weights()
+    for jit in (True, False) if xla else (False,):
+        model.compile(
+            optimizer=optimizer(),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            metrics=["accuracy"],
+            run_eagerly=run_eagerly,
+            jit_compile=jit,
+        )
+        try:
+            model.fit(train_ds, epochs=epochs, verbose=0, callbacks=list(callbacks),
+                      shuffle=False)
+            return jit
+        except (tf.errors.OpError, NotImplementedError, ValueError) as error:
+            if not jit:
+                raise
+            first_line = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
+            log(f"XLA failed ({type(error).__name__}: {first_line}); training without XLA")
+            model.set_weights(initial_weights)
+    return False
 
 
 def _eta(train_time, done_macs, total_macs, current_macs, fraction, current_elapsed):
@@ -396,6 +438,12 @@ def _progress_callback(log, name, index, count, epochs, start, eta):
                 f"(elapsed {_format_duration(time.time() - start)}, ETA {eta_text})")
 
     return Progress()
+
+
+def _train_time_text(row):
+    if row.accuracy is None:
+        return "–"
+    return _format_duration(row.train_seconds) + (" (XLA)" if row.xla else "")
 
 
 def _percent(value):
@@ -432,7 +480,7 @@ def format_markdown(rows, config):
         lines.append(
             f"| {r.name} | {r.inputs} | {r.params:,} | {r.input_frames} | {r.macs / 1e9:.3f} "
             f"| {_percent(r.accuracy)} | {_percent(r.within_pair_accuracy)} "
-            f"| {_format_duration(r.train_seconds) if r.accuracy is not None else '–'} "
+            f"| {_train_time_text(r)} "
             f"| {r.paper_params or '–'} |"
         )
     lines.append("")

@@ -68,6 +68,62 @@ def test_tiny_run_two_architectures(tmp_path):
     assert text.count("\n| ") == 3  # header + 2 rows
 
 
+def _dense_classifier(host_op):
+    import keras  # noqa: PLC0415
+    import tensorflow as tf  # noqa: PLC0415
+
+    class HostIdentity(keras.layers.Layer):
+        """Identity through a NumPy call: an op XLA has no kernel for."""
+
+        def call(self, x):
+            y = tf.numpy_function(lambda a: a, [x], tf.float32, stateful=False)
+            return tf.ensure_shape(y, x.shape)
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((4,), name="features")
+    x = HostIdentity(name="host")(inputs) if host_op else inputs
+    return keras.Model(inputs, keras.layers.Dense(3, name="logits")(x))
+
+
+def test_fit_falls_back_without_xla_when_xla_cannot_compile():
+    import keras  # noqa: PLC0415
+    import tensorflow as tf  # noqa: PLC0415
+
+    rng = np.random.default_rng(0)
+    data = tf.data.Dataset.from_tensor_slices(
+        (rng.normal(size=(16, 4)).astype("float32"), np.arange(16) % 3)).batch(8)
+
+    def sgd():
+        return keras.optimizers.SGD(0.1)
+
+    logs = []
+    model = _dense_classifier(host_op=True)
+    initial = model.get_weights()
+    assert comparison.fit_with_xla_fallback(
+        model, data, epochs=2, xla=True, optimizer=sgd, log=logs.append) is False
+    assert len(logs) == 1 and "XLA failed" in logs[0] and "training without XLA" in logs[0]
+    # Retrained from the initial weights: the same as training without XLA at once.
+    reference = _dense_classifier(host_op=True)
+    reference.set_weights(initial)
+    assert comparison.fit_with_xla_fallback(
+        reference, data, epochs=2, xla=False, optimizer=sgd, log=logs.append) is False
+    for got, expected in zip(model.get_weights(), reference.get_weights()):
+        np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-7)
+    assert not np.allclose(model.get_weights()[0], initial[0])
+
+    # A graph XLA compiles keeps XLA; an error without XLA is the user's to see.
+    assert comparison.fit_with_xla_fallback(
+        _dense_classifier(host_op=False), data, epochs=1, xla=True, optimizer=sgd,
+        log=logs.append) is True
+    assert len(logs) == 1
+    bad_labels = tf.data.Dataset.from_tensor_slices(
+        (np.zeros((8, 4), "float32"), np.full(8, 7))).batch(8)
+    with pytest.raises(Exception, match="[Rr]eceived a label value of 7|out of"):
+        comparison.fit_with_xla_fallback(
+            _dense_classifier(host_op=False), bad_labels, epochs=1, xla=False,
+            optimizer=sgd, log=logs.append)
+
+
 def test_errors(tmp_path):
     with pytest.raises(ValueError, match="Received: \\['resnet'\\]"):
         comparison.run_comparison(tmp_path, ["resnet"])
