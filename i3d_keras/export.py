@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 
 import keras
@@ -278,11 +279,12 @@ def _fixed_shape_logits_model(model, streams, frames, image_size):
                 f"Received: frames={t}, image_size={h if h == w else (h, w)}"
             )
         inputs[key] = keras.Input((t, h, w, shape[-1]), batch_size=1, name=key)
-    if isinstance(model.output, dict):
-        logits = model(inputs)["logits"]
-    else:
+    if len(model.inputs) == 1 and not isinstance(model.output, dict):
         (key,) = streams
         logits = model(inputs[key])
+    else:  # two-stream models: TwoStreamI3D (a dict) or the baselines (logits)
+        logits = model(inputs)
+        logits = logits["logits"] if isinstance(logits, dict) else logits
     return keras.Model(inputs, {"logits": logits}, name=f"{model.name}_litert")
 
 
@@ -295,7 +297,8 @@ def export_tflite(model, path, *, quantization="float32", frames=None, image_siz
     buffers. Export one file per clip length you serve.
 
     Args:
-        model: a stream model ending at Logits, or a `TwoStreamI3D` model.
+        model: a stream model ending at Logits, a `TwoStreamI3D` model, or a
+            comparison architecture (`i3d_keras.baselines.classifier`).
         path: output `.tflite` file.
         quantization: `"float32"`, `"float16"` (weights stored as float16) or
             `"dynamic_int8"` (dynamic-range: int8 weights, float activations).
@@ -331,7 +334,10 @@ def export_tflite(model, path, *, quantization="float32", frames=None, image_siz
     if representative_dataset is not None:
         converter.representative_dataset = representative_dataset
     try:
-        flatbuffer = converter.convert()
+        with warnings.catch_warnings():
+            # The converter calls the dict-input model with a list of inputs.
+            warnings.filterwarnings("ignore", message="The structure of `inputs` doesn't match")
+            flatbuffer = converter.convert()
     except Exception as error:  # the converter raises several internal types
         raise ExportError(f"LiteRT conversion with builtin ops only failed: {error}") from error
     path = Path(path)

@@ -124,6 +124,25 @@ def test_tflite_builtin_only_runs_in_litert(streams, clip, tmp_path, quantizatio
     assert np.isfinite(report["max_abs_logit_diff"])
 
 
+def test_tflite_two_input_model_with_plain_logits(tmp_path):
+    pytest.importorskip("ai_edge_litert", reason="needs the standalone ai-edge-litert runtime")
+    # The comparison's two-stream baselines (TwoStream2D, ThreeDFused) take
+    # {"rgb", "flow"} and return a logits tensor, not TwoStreamI3D's dict.
+    rgb = keras.Input((FRAMES, SIZE, SIZE, 3), name="rgb")
+    flow = keras.Input((FRAMES, SIZE, SIZE, 2), name="flow")
+    x = keras.layers.Concatenate(name="stack")([rgb, flow])
+    x = i3d_keras.Conv3D(4, 3, padding="same", name="conv")(x)
+    x = keras.layers.GlobalAveragePooling3D(name="pool")(x)
+    model = keras.Model({"rgb": rgb, "flow": flow},
+                        keras.layers.Dense(CLASSES, name="logits")(x), name="two_input")
+    path = export.export_tflite(model, tmp_path / "two_input.tflite")
+    assert not [op for op in export.tflite_builtin_ops(path) if op.startswith("Flex")]
+    rng = np.random.default_rng(5)
+    inputs = {"rgb": rng.uniform(-1, 1, (1, FRAMES, SIZE, SIZE, 3)).astype("float32"),
+              "flow": rng.uniform(-1, 1, (1, FRAMES, SIZE, SIZE, 2)).astype("float32")}
+    assert export.verify_tflite(model, path, inputs)["max_abs_logit_diff"] <= 1e-5
+
+
 def test_tflite_needs_fixed_shapes_and_known_quantization(streams, tmp_path):
     dynamic = i3d_keras.InceptionI3D(CLASSES, frames=None, image_size=SIZE)
     with pytest.raises(export.ExportError, match="fixed clip shape"):
