@@ -23,7 +23,8 @@ setuptools.setup(
         "tensorboard>=2.20,<3",
     ],
     extras_require={
-        "test": ["pytest>=8,<10", "ai-edge-litert>=2.0,<3", "tensorflow-serving-api>=2.21,<2.22"],
+        "test": ["pytest>=8,<10", "pytest-xdist>=3.5,<4", "ai-edge-litert>=2.0,<3",
+                 "tensorflow-serving-api>=2.21,<2.22"],
         "litert": ["ai-edge-litert>=2.0,<3"],
         "beam": ["apache-beam>=2.60,<3"],
         "serving": ["tensorflow-serving-api>=2.21,<2.22"],
