@@ -401,7 +401,7 @@ def fit_with_xla_fallback(model, train_ds, *, epochs, xla, optimizer, run_eagerl
         except (tf.errors.OpError, NotImplementedError, ValueError) as error:
             if not jit:
                 raise
-            first_line = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
+            first_line = (str(error).strip().splitlines() or [""])[0][:200]
             log(f"XLA failed ({type(error).__name__}: {first_line}); training without XLA")
             model.set_weights(initial_weights)
     return False
