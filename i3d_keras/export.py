@@ -49,16 +49,23 @@ def _streams(model):
     return streams
 
 
+def _call_for_logits(model, streams, inputs, **kwargs):
+    """`model`'s logits for `{'rgb', 'flow'}` inputs: a one-stream model takes
+    its tensor; two-stream models take the dict and return logits or
+    TwoStreamI3D's `{"logits", ...}`."""
+    if len(model.inputs) == 1 and not isinstance(model.output, dict):
+        (key,) = streams
+        return model(inputs[key], **kwargs)
+    out = model({k: inputs[k] for k in streams}, **kwargs)
+    return out["logits"] if isinstance(out, dict) else out
+
+
 def _logits_fn(model):
     """A function from {'rgb', 'flow'} inputs to logits, whatever the model type."""
     streams = _streams(model)
 
     def logits(inputs):
-        if len(model.inputs) == 1 and not isinstance(model.output, dict):
-            (key,) = streams
-            return tf.cast(model(inputs[key], training=False), tf.float32)
-        out = model({k: inputs[k] for k in streams}, training=False)
-        return tf.cast(out["logits"] if isinstance(out, dict) else out, tf.float32)
+        return tf.cast(_call_for_logits(model, streams, inputs, training=False), tf.float32)
 
     if not isinstance(model.output, dict) and model.layers[-1].name == "Predictions":
         raise ExportError(
@@ -279,12 +286,7 @@ def _fixed_shape_logits_model(model, streams, frames, image_size):
                 f"Received: frames={t}, image_size={h if h == w else (h, w)}"
             )
         inputs[key] = keras.Input((t, h, w, shape[-1]), batch_size=1, name=key)
-    if len(model.inputs) == 1 and not isinstance(model.output, dict):
-        (key,) = streams
-        logits = model(inputs[key])
-    else:  # two-stream models: TwoStreamI3D (a dict) or the baselines (logits)
-        logits = model(inputs)
-        logits = logits["logits"] if isinstance(logits, dict) else logits
+    logits = _call_for_logits(model, streams, inputs)
     return keras.Model(inputs, {"logits": logits}, name=f"{model.name}_litert")
 
 

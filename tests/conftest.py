@@ -23,3 +23,21 @@ def shared_data():
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+@pytest.fixture
+def truncated_i3d():
+    """Builds I3D up to Mixed_3c (stem, pools, two Inception blocks) with a
+    classifier, for tests where the whole network only adds tracing or
+    conversion time: `truncated_i3d(classes, frames=..., image_size=...)`."""
+    import keras  # noqa: PLC0415
+
+    import i3d_keras  # noqa: PLC0415
+
+    def build(classes, stream="rgb", *, frames, image_size):
+        features = i3d_keras.InceptionI3D(classes, stream, frames=frames, image_size=image_size,
+                                          final_endpoint="Mixed_3c")
+        pooled = keras.layers.GlobalAveragePooling3D(name="pool")(features.output)
+        return keras.Model(features.input, keras.layers.Dense(classes, name="logits")(pooled))
+
+    return build

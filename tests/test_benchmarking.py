@@ -1,21 +1,11 @@
 """Tests for i3d_keras.benchmarking on a tiny model (numbers, not speeds)."""
 
-import keras
-
-import i3d_keras
 from i3d_keras import benchmarking
 
 
-def _truncated_i3d(frames):
-    """I3D up to Mixed_3c and a classifier: the measurements are generic, and
-    the whole network only adds tracing and conversion time."""
-    features = i3d_keras.InceptionI3D(5, frames=frames, image_size=32, final_endpoint="Mixed_3c")
-    pooled = keras.layers.GlobalAveragePooling3D(name="pool")(features.output)
-    return keras.Model(features.input, keras.layers.Dense(5, name="logits")(pooled))
-
-
-def test_measurements_are_consistent():
-    model = _truncated_i3d(frames=None)
+def test_measurements_are_consistent(truncated_i3d):
+    # The measurements are generic; the whole network only adds tracing time.
+    model = truncated_i3d(5, frames=None, image_size=32)
     forward = benchmarking.time_forward(model, 8, image_size=32, repeats=1)
     assert forward["seconds"] > 0 and len(forward["runs"]) == 1
     macs = benchmarking.model_macs(model, (8, 32, 32, 3))
@@ -27,8 +17,8 @@ def test_measurements_are_consistent():
     assert benchmarking.peak_memory_mb() > 0
 
 
-def test_litert_against_tf_on_the_same_clip():
-    model = _truncated_i3d(frames=8)  # test_export converts the full fusion model
+def test_litert_against_tf_on_the_same_clip(truncated_i3d):
+    model = truncated_i3d(5, frames=8, image_size=32)  # test_export converts the full network
     result = benchmarking.time_litert(model, frames=8, image_size=32, repeats=1)
     assert result["max_abs_logit_diff"] < 1e-4
     assert result["top1_agreement"] == 1.0

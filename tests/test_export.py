@@ -104,7 +104,8 @@ def test_versions_are_never_overwritten(tmp_path):
 
 @pytest.mark.parametrize("quantization,tolerance", [
     ("float32", 1e-4), ("float16", 5e-2), ("dynamic_int8", None)])
-def test_tflite_builtin_only_runs_in_litert(streams, clip, tmp_path, quantization, tolerance):
+def test_tflite_builtin_only_runs_in_litert(streams, clip, tmp_path, quantization, tolerance,
+                                           truncated_i3d):
     pytest.importorskip("ai_edge_litert", reason="needs the standalone ai-edge-litert runtime")
     # The fusion model in float32; for the quantised variants (the same
     # converter path with weight quantisation) I3D up to Mixed_3c and a
@@ -112,10 +113,7 @@ def test_tflite_builtin_only_runs_in_litert(streams, clip, tmp_path, quantizatio
     if quantization == "float32":
         model, inputs = i3d_keras.TwoStreamI3D(streams["rgb"], streams["flow"]), clip
     else:
-        features = i3d_keras.InceptionI3D(CLASSES, "rgb", frames=FRAMES, image_size=SIZE,
-                                          final_endpoint="Mixed_3c")
-        pooled = keras.layers.GlobalAveragePooling3D(name="pool")(features.output)
-        model = keras.Model(features.input, keras.layers.Dense(CLASSES, name="logits")(pooled))
+        model = truncated_i3d(CLASSES, frames=FRAMES, image_size=SIZE)
         inputs = {"rgb": clip["rgb"]}
     path = export.export_tflite(model, tmp_path / f"i3d_{quantization}.tflite",
                                 quantization=quantization)
