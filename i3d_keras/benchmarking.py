@@ -8,10 +8,13 @@ Reference: Carreira & Zisserman, "Quo Vadis, Action Recognition?", CVPR 2017
 (the network measured); `receptive_fields` counts its multiply-adds.
 """
 
+import json
 import os
 import platform
 import resource
 import statistics
+import subprocess
+import sys
 import time
 
 import keras
@@ -21,6 +24,10 @@ import tensorflow as tf
 from i3d_keras import convolution
 from i3d_keras import model as i3d_model
 from i3d_keras import receptive_field
+
+
+class PyTorchError(RuntimeError):
+    """The PyTorch reference cannot run: no such Python, no `torch`, or it failed."""
 
 
 def _median_seconds(fn, repeats):
@@ -110,6 +117,69 @@ def time_litert(model, frames=16, image_size=224, repeats=3, num_threads=None):
             **report}
 
 
+def time_pytorch(frames=(64,), image_size=224, repeats=3, train_batch=2, train_frames=16,
+                 python=None):
+    """Times the same network in PyTorch, in a child process.
+
+    Builds I3D from `i3d_keras.model.ARCHITECTURE` with `torch.nn` the way the
+    PyTorch ports of DeepMind's release do (`i3d_keras/pytorch_reference.py`)
+    and times its forward pass and training step like `time_forward` and
+    `time_train_step` (batch 1 forward without gradients; SGD step with
+    BatchNorm in training; medians after a warm-up run).
+
+    Args:
+        frames: clip lengths of the forward-pass measurements.
+        image_size: frame size.
+        repeats: timed runs per measurement.
+        train_batch: batch of the training step (None: skip it).
+        train_frames: clip length of the training step.
+        python: the Python that has `torch` (default: this one). The child
+            imports neither TensorFlow nor this package.
+
+    Returns:
+        `{"torch": version, "threads": n, "forward": {frames: {"seconds",
+        "runs"}}, "train_step": {"seconds", "runs"}}`.
+
+    Raises:
+        PyTorchError: `python` cannot run, has no `torch`, or the child failed.
+    """
+    config = {"architecture": i3d_model.ARCHITECTURE, "frames": [int(f) for f in frames],
+              "image_size": image_size, "repeats": repeats, "train_batch": train_batch,
+              "train_frames": train_frames}
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pytorch_reference.py")
+    return json.loads(_run_torch_python(python, [script, json.dumps(config)]).splitlines()[-1])
+
+
+def check_pytorch(python=None):
+    """The `torch` version that `python` (default: this one) imports.
+
+    Raises:
+        PyTorchError: `python` cannot run or has no `torch`.
+    """
+    return _run_torch_python(python, ["-c", "import torch; print(torch.__version__)"]).strip()
+
+
+def _run_torch_python(python, args):
+    """Runs `python args...`; its stdout, or a `PyTorchError` saying what went wrong."""
+    python = python or sys.executable
+    # PYTHONSAFEPATH: the script's folder (this package) must not shadow modules.
+    env = dict(os.environ, PYTHONSAFEPATH="1")
+    try:
+        out = subprocess.run([python, *args], capture_output=True, text=True, env=env,
+                             check=False)
+    except OSError as error:
+        raise PyTorchError(f"Cannot run the Python given for PyTorch ({error}). "
+                           f"Received: python={python!r}") from None
+    if out.returncode != 0:
+        if "No module named 'torch'" in out.stderr:
+            raise PyTorchError(
+                f"PyTorch is not installed for this Python (`pip install torch`, or pass the "
+                f"Python of an environment that has it). Received: python={python!r}")
+        raise PyTorchError(f"The PyTorch reference failed (exit status {out.returncode}):\n"
+                           f"{out.stderr[-2000:]}")
+    return out.stdout
+
+
 class _nullcontext:
     def __enter__(self):
         return self
@@ -125,7 +195,7 @@ def peak_memory_mb():
 
 def run_benchmarks(frames=(16, 32, 64, 250), image_size=224, repeats=3, train_batch=2,
                    train_frames=16, xla=False, litert_frames=None, implementation="auto",
-                   compare_with=None):
+                   compare_with=None, pytorch_python=None):
     """Runs every measurement; returns a JSON-serialisable dict.
 
     Args:
@@ -141,7 +211,12 @@ def run_benchmarks(frames=(16, 32, 64, 250), image_size=224, repeats=3, train_ba
         compare_with: another implementation to time in the same run (forward
             passes and training step); the results get its timings and the
             speed-ups of `implementation` over it.
+        pytorch_python: also time the same network in PyTorch with this Python
+            (`time_pytorch`; `sys.executable` for this one) after the
+            TensorFlow timings; the results get the time ratios.
     """
+    if pytorch_python:
+        check_pytorch(pytorch_python)  # before minutes of TensorFlow timings
     results = {
         "machine": {"processor": platform.processor() or platform.machine(),
                     "cpus": os.cpu_count(), "tensorflow": tf.__version__,
@@ -176,6 +251,18 @@ def run_benchmarks(frames=(16, 32, 64, 250), image_size=224, repeats=3, train_ba
                                     repeats, xla)
             other["speedup"] = other["seconds"] / results["train_step"]["seconds"]
             results["comparison"]["train_step"] = other
+    if pytorch_python:
+        try:
+            reference = time_pytorch(frames, image_size, repeats, train_batch, train_frames,
+                                     pytorch_python)
+        except PyTorchError as error:  # keep the TensorFlow timings
+            reference = {"error": str(error)}
+        for f, r in reference.get("forward", {}).items():
+            r["tf_over_torch"] = results["forward"][f]["seconds"] / r["seconds"]
+        if "train_step" in reference:
+            reference["train_step"]["tf_over_torch"] = (
+                results["train_step"]["seconds"] / reference["train_step"]["seconds"])
+        results["pytorch"] = reference
     if litert_frames:
         results["litert"] = time_litert(model, litert_frames, image_size, repeats)
     if results["machine"]["gpus"]:
@@ -207,6 +294,18 @@ def format_results(results):
         if "train_step" in other:
             lines.append(f"  vs {name}, train step: {other['train_step']['seconds']:.3f} s, "
                          f"speed-up {other['train_step']['speedup']:.2f}x")
+    if "error" in results.get("pytorch", {}):
+        lines.append(f"PyTorch reference: {results['pytorch']['error']}")
+    elif "pytorch" in results:
+        torch_results = results["pytorch"]
+        name = f"PyTorch {torch_results['torch']} ({torch_results['threads']} threads)"
+        for f, r in torch_results["forward"].items():
+            lines.append(f"  {name}, {f} frames: {r['seconds']:.3f} s/clip, "
+                         f"TF/PyTorch time {r['tf_over_torch']:.2f}")
+        if "train_step" in torch_results:
+            t = torch_results["train_step"]
+            lines.append(f"  {name}, train step: {t['seconds']:.3f} s, "
+                         f"TF/PyTorch time {t['tf_over_torch']:.2f}")
     if "litert" in results:
         lite = results["litert"]
         lines.append(f"LiteRT ({lite['frames']} frames, builtin ops): {lite['litert_seconds']:.3f} s/clip"
@@ -218,5 +317,5 @@ def format_results(results):
     return "\n".join(lines)
 
 
-__all__ = ["format_results", "matmul_gflops", "model_macs", "peak_memory_mb", "run_benchmarks",
-           "time_forward", "time_litert", "time_train_step"]
+__all__ = ["PyTorchError", "check_pytorch", "format_results", "matmul_gflops", "model_macs", "peak_memory_mb", "run_benchmarks",
+           "time_forward", "time_litert", "time_pytorch", "time_train_step"]

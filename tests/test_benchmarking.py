@@ -1,5 +1,13 @@
 """Tests for i3d_keras.benchmarking on a tiny model (numbers, not speeds)."""
 
+import importlib.util
+import os
+import sys
+
+import numpy as np
+import pytest
+
+import i3d_keras
 from i3d_keras import benchmarking
 
 
@@ -23,3 +31,52 @@ def test_litert_against_tf_on_the_same_clip(truncated_i3d):
     assert result["max_abs_logit_diff"] < 1e-4
     assert result["top1_agreement"] == 1.0
     assert result["litert_over_tf"] > 0
+
+
+def _torch_python():
+    """A Python with torch: $I3D_PYTORCH_PYTHON, else this one if it has torch."""
+    python = os.environ.get("I3D_PYTORCH_PYTHON")
+    if python:
+        return python
+    if importlib.util.find_spec("torch") is None:
+        pytest.skip("needs PyTorch: `pip install torch`, or I3D_PYTORCH_PYTHON=<a Python "
+                    "that has torch>")
+    return sys.executable
+
+
+def test_pytorch_reference_is_the_same_network():
+    result = benchmarking.time_pytorch(frames=(8,), image_size=32, repeats=1, train_batch=2,
+                                       train_frames=8, python=_torch_python())
+    # Built from i3d_keras.model.ARCHITECTURE: DeepMind's I3D with 400 classes
+    # has 12,682,304 convolution weights, as the Keras model's kernels.
+    assert result["conv_weights"] == 12_682_304
+    model = i3d_keras.InceptionI3D(400, "rgb", frames=None, image_size=None)
+    assert sum(int(np.prod(w.shape)) for w in model.weights
+               if w.path.endswith("kernel")) == result["conv_weights"]
+    assert result["forward"]["8"]["seconds"] > 0 and len(result["forward"]["8"]["runs"]) == 1
+    assert result["train_step"]["seconds"] > 0
+
+
+def test_pytorch_errors_say_what_is_wrong():
+    with pytest.raises(benchmarking.PyTorchError, match="Cannot run the Python"):
+        benchmarking.check_pytorch("/nonexistent/python3")
+    with pytest.raises(benchmarking.PyTorchError, match="exit status 3"):
+        benchmarking._run_torch_python(sys.executable, ["-c", "import sys; sys.exit(3)"])
+    if importlib.util.find_spec("torch") is None:
+        with pytest.raises(benchmarking.PyTorchError, match="PyTorch is not installed"):
+            benchmarking.check_pytorch(sys.executable)
+
+
+def test_table_shows_pytorch_ratios_or_its_error():
+    results = {"matmul_gflops": 100.0, "xla": False, "implementation": "conv2d",
+               "machine": {"onednn_env": "unset"}, "peak_memory_mb": 10.0,
+               "forward": {"64": {"seconds": 2.0, "gmacs": 111.2, "effective_gflops": 111.2}},
+               "train_step": {"seconds": 4.0, "batch": 2, "frames": 16, "effective_gflops": 80.0},
+               "pytorch": {"torch": "2.13.0", "threads": 2,
+                           "forward": {"64": {"seconds": 4.0, "tf_over_torch": 0.5}},
+                           "train_step": {"seconds": 3.2, "tf_over_torch": 1.25}}}
+    table = benchmarking.format_results(results)
+    assert "PyTorch 2.13.0 (2 threads), 64 frames: 4.000 s/clip, TF/PyTorch time 0.50" in table
+    assert "PyTorch 2.13.0 (2 threads), train step: 3.200 s, TF/PyTorch time 1.25" in table
+    results["pytorch"] = {"error": "PyTorch is not installed for this Python"}
+    assert "PyTorch reference: PyTorch is not installed" in benchmarking.format_results(results)

@@ -7,7 +7,9 @@ Measures, in one run so that results can be read as ratios:
   * a training step (SGD, batch 2 x 16 frames x 224x224, BatchNorm in training);
   * the builtin-only LiteRT export against TF on the same clip (--litert_frames);
   * peak resident memory of the process;
-  * GPU clips/s when a GPU is visible.
+  * GPU clips/s when a GPU is visible;
+  * with --pytorch, the same network in PyTorch (forward and training step) and the
+    TF/PyTorch time ratios (torch in this Python, or in --pytorch_python's).
 Every timing is the median of --repeats runs after a warm-up run.
 
 Usage:
@@ -16,6 +18,8 @@ Usage:
   python tools/benchmark.py --onednn both            # oneDNN on vs off, same run
   python tools/benchmark.py --xla                    # XLA-compiled functions
   python tools/benchmark.py --compare_with conv3d     # vs TF's Conv3D kernels, same run
+  python tools/benchmark.py --frames 64 --pytorch     # vs the same network in PyTorch
+  python tools/benchmark.py --pytorch --pytorch_python ~/torch-env/bin/python
 """
 
 import json
@@ -42,6 +46,10 @@ _IMPLEMENTATION = flags.DEFINE_enum(
 _COMPARE_WITH = flags.DEFINE_enum(
     "compare_with", None, ["auto", "conv2d", "conv3d"],
     "Also time this implementation in the same run and report the speed-ups.")
+_PYTORCH = flags.DEFINE_bool("pytorch", False, "Also time the same network in PyTorch "
+                              "(i3d_keras/pytorch_reference.py) in the same run.")
+_PYTORCH_PYTHON = flags.DEFINE_string("pytorch_python", None, "The Python that has torch, for "
+                                      "--pytorch (default: this one).")
 _OUTPUT = flags.DEFINE_string("output", None, "Write the JSON results here.")
 _LITERT = flags.DEFINE_integer("litert_frames", 16, "Also time the LiteRT export against TF at "
                                "this clip length (0: skip).")
@@ -88,12 +96,10 @@ def main(argv):
     from i3d_keras import benchmarking  # noqa: PLC0415 (after the environment is set)
 
     frames = [int(f) for f in _FRAMES.value.split(",") if f]
-    results = benchmarking.run_benchmarks(
-        frames=frames, image_size=_SIZE.value, repeats=_REPEATS.value,
-        train_batch=None if _SKIP_TRAIN.value else _TRAIN_BATCH.value,
-        train_frames=_TRAIN_FRAMES.value, xla=_XLA.value, litert_frames=_LITERT.value,
-        implementation=_IMPLEMENTATION.value, compare_with=_COMPARE_WITH.value,
-    )
+    try:
+        results = _run(benchmarking, frames)
+    except benchmarking.PyTorchError as error:  # --pytorch without torch: no traceback
+        sys.exit(f"error: {error}")
     results["onednn"] = _ONEDNN.value
     results["table"] = benchmarking.format_results(results)
     print(results["table"], file=sys.stderr)
@@ -101,6 +107,16 @@ def main(argv):
         with open(_OUTPUT.value, "w") as f:
             json.dump(results, f, indent=1)
     print(json.dumps(results))
+
+
+def _run(benchmarking, frames):
+    return benchmarking.run_benchmarks(
+        frames=frames, image_size=_SIZE.value, repeats=_REPEATS.value,
+        train_batch=None if _SKIP_TRAIN.value else _TRAIN_BATCH.value,
+        train_frames=_TRAIN_FRAMES.value, xla=_XLA.value, litert_frames=_LITERT.value,
+        implementation=_IMPLEMENTATION.value, compare_with=_COMPARE_WITH.value,
+        pytorch_python=(_PYTORCH_PYTHON.value or sys.executable) if _PYTORCH.value else None,
+    )
 
 
 if __name__ == "__main__":
