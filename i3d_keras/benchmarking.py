@@ -21,7 +21,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from i3d_keras import convolution
+from i3d_keras import _plotting, convolution
 from i3d_keras import model as i3d_model
 from i3d_keras import receptive_field
 
@@ -272,6 +272,58 @@ def run_benchmarks(frames=(16, 32, 64, 250), image_size=224, repeats=3, train_ba
     return results
 
 
+def plot_results(results, path):
+    """A PNG of `run_benchmarks` results: seconds per clip against clip length
+    (the forward pass of each implementation timed) and the training step.
+
+    Example:
+
+    >>> plot_results(run_benchmarks(frames=(16, 64)), "bench.png")  # doctest: +SKIP
+    """
+    plt = _plotting.pyplot()
+    series = [(f"TF, {results.get('implementation', '?')} (default)", results)]
+    if "comparison" in results:
+        series.append((f"TF, {results['comparison']['implementation']}", results["comparison"]))
+    if "forward" in results.get("pytorch", {}):
+        series.append((f"PyTorch {results['pytorch']['torch']}", results["pytorch"]))
+    fig, (forward, train) = plt.subplots(1, 2, figsize=(11, 4.5),
+                                         gridspec_kw={"width_ratios": [3, 2]})
+    for label, r in series:
+        frames = sorted(int(f) for f in r["forward"])
+        seconds = [r["forward"][str(f)]["seconds"] for f in frames]
+        forward.plot(frames, seconds, marker="o", label=label)
+        forward.annotate(f"{seconds[-1]:.2f} s", (frames[-1], seconds[-1]), fontsize=8,
+                         textcoords="offset points", xytext=(4, 0))
+    forward.set_xlabel("frames per clip (224x224, batch 1)")
+    forward.set_ylabel("seconds per clip (median)")
+    forward.set_title("Forward pass")
+    forward.grid(alpha=0.3)
+    forward.legend(fontsize=8)
+    steps = [(label, r["train_step"]["seconds"]) for label, r in series if "train_step" in r]
+    if steps:
+        bars = train.bar(range(len(steps)), [s for _, s in steps], 0.6,
+                         color=[f"C{i}" for i in range(len(steps))])
+        for bar, (_, seconds) in zip(bars, steps):
+            train.annotate(f"{seconds:.2f} s", (bar.get_x() + bar.get_width() / 2, seconds),
+                           ha="center", va="bottom", fontsize=8)
+        train.set_xticks(range(len(steps)))
+        train.set_xticklabels([label for label, _ in steps], rotation=15, ha="right",
+                              fontsize=8)
+        t = results["train_step"]
+        train.set_title(f"Training step (batch {t['batch']} x {t['frames']} frames)")
+        train.set_ylabel("seconds per step (median)")
+    else:
+        train.set_axis_off()
+    machine = results.get("machine", {})
+    fig.suptitle(f"I3D (RGB) on {machine.get('cpus', '?')} CPUs, TensorFlow "
+                 f"{machine.get('tensorflow', '?')}; float32 matmul "
+                 f"{results['matmul_gflops']:.0f} GFLOP/s in the same run")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def format_results(results):
     """A short text table of `run_benchmarks` results."""
     peak = results["matmul_gflops"]
@@ -317,5 +369,6 @@ def format_results(results):
     return "\n".join(lines)
 
 
-__all__ = ["PyTorchError", "check_pytorch", "format_results", "matmul_gflops", "model_macs", "peak_memory_mb", "run_benchmarks",
-           "time_forward", "time_litert", "time_pytorch", "time_train_step"]
+__all__ = ["PyTorchError", "check_pytorch", "format_results", "matmul_gflops", "model_macs",
+           "peak_memory_mb", "plot_results", "run_benchmarks", "time_forward", "time_litert",
+           "time_pytorch", "time_train_step"]

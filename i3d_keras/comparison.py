@@ -23,6 +23,8 @@ import time
 
 import numpy as np
 
+from i3d_keras import _plotting
+
 # The order of the paper's Sec. 2, then I3D.
 DEFAULT_ARCHITECTURES = (
     "convnet_pooling", "convnet_lstm", "c3d", "two_stream_2d", "3d_fused", "i3d",
@@ -513,10 +515,7 @@ def format_markdown(rows, config):
 
 def plot_comparison(rows, path, num_classes=None):
     """A PNG bar chart of accuracy and within-pair accuracy per architecture."""
-    import matplotlib  # noqa: PLC0415
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
+    plt = _plotting.pyplot()
 
     names = [r.name for r in rows]
     x = np.arange(len(rows))

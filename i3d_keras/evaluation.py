@@ -38,7 +38,7 @@ from typing import Dict, List, Optional, Sequence, Union
 import numpy as np
 import tensorflow as tf
 
-from i3d_keras import _parallel, input_pipeline, records
+from i3d_keras import _parallel, _plotting, input_pipeline, records
 from i3d_keras import inference
 
 PathLike = Union[str, os.PathLike]
@@ -190,10 +190,7 @@ def plot_confusion_matrix(cm, class_names: Optional[Sequence[str]], path: PathLi
 
     >>> plot_confusion_matrix(np.eye(10, dtype=int), None, "/tmp/cm.png")  # doctest: +SKIP
     """
-    import matplotlib  # noqa: PLC0415 (optional, heavy)
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt  # noqa: PLC0415
+    plt = _plotting.pyplot()
 
     cm = np.asarray(cm)
     n = cm.shape[0]

@@ -24,6 +24,8 @@ from typing import Optional
 import keras
 import tensorflow as tf
 
+from i3d_keras import _plotting
+
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 PRECISIONS = ("auto", "float32", "float16", "bfloat16")
 INITS = ("scratch", "imagenet", "kinetics", "kinetics_scratch")
@@ -423,10 +425,7 @@ def read_history(csv_path):
 
 def plot_history(history, path, title="training curves"):
     """Writes the loss and accuracy curves of `history` to a PNG."""
-    import matplotlib  # noqa: PLC0415
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
+    plt = _plotting.pyplot()
 
     epochs = [int(e) + 1 for e in history.get("epoch", range(len(history.get("loss", []))))]
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))

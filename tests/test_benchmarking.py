@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import i3d_keras
 from i3d_keras import benchmarking
@@ -67,16 +68,32 @@ def test_pytorch_errors_say_what_is_wrong():
             benchmarking.check_pytorch(sys.executable)
 
 
+def _results_with_pytorch():
+    return {"matmul_gflops": 100.0, "xla": False, "implementation": "conv2d",
+            "machine": {"onednn_env": "unset", "cpus": 2, "tensorflow": tf.__version__},
+            "peak_memory_mb": 10.0,
+            "forward": {f: {"seconds": s, "gmacs": 111.2, "effective_gflops": 111.2}
+                        for f, s in (("16", 0.5), ("64", 2.0))},
+            "train_step": {"seconds": 4.0, "batch": 2, "frames": 16, "effective_gflops": 80.0},
+            "pytorch": {"torch": "2.13.0", "threads": 2,
+                        "forward": {"16": {"seconds": 0.8, "tf_over_torch": 0.625},
+                                    "64": {"seconds": 4.0, "tf_over_torch": 0.5}},
+                        "train_step": {"seconds": 3.2, "tf_over_torch": 1.25}}}
+
+
 def test_table_shows_pytorch_ratios_or_its_error():
-    results = {"matmul_gflops": 100.0, "xla": False, "implementation": "conv2d",
-               "machine": {"onednn_env": "unset"}, "peak_memory_mb": 10.0,
-               "forward": {"64": {"seconds": 2.0, "gmacs": 111.2, "effective_gflops": 111.2}},
-               "train_step": {"seconds": 4.0, "batch": 2, "frames": 16, "effective_gflops": 80.0},
-               "pytorch": {"torch": "2.13.0", "threads": 2,
-                           "forward": {"64": {"seconds": 4.0, "tf_over_torch": 0.5}},
-                           "train_step": {"seconds": 3.2, "tf_over_torch": 1.25}}}
+    results = _results_with_pytorch()
     table = benchmarking.format_results(results)
     assert "PyTorch 2.13.0 (2 threads), 64 frames: 4.000 s/clip, TF/PyTorch time 0.50" in table
     assert "PyTorch 2.13.0 (2 threads), train step: 3.200 s, TF/PyTorch time 1.25" in table
     results["pytorch"] = {"error": "PyTorch is not installed for this Python"}
     assert "PyTorch reference: PyTorch is not installed" in benchmarking.format_results(results)
+
+
+def test_plot_of_the_timings(tmp_path):
+    results = _results_with_pytorch()
+    path = benchmarking.plot_results(results, tmp_path / "bench.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
+    # Without a training step or PyTorch: the forward panel alone.
+    del results["train_step"], results["pytorch"]
+    assert benchmarking.plot_results(results, tmp_path / "forward.png").stat().st_size > 5_000

@@ -14,7 +14,7 @@ Every timing is the median of --repeats runs after a warm-up run.
 
 Usage:
   python tools/benchmark.py                          # everything, JSON + table
-  python tools/benchmark.py --frames 16,64 --repeats 5 --output bench.json
+  python tools/benchmark.py --frames 16,64 --repeats 5 --output bench.json --plot bench.png
   python tools/benchmark.py --onednn both            # oneDNN on vs off, same run
   python tools/benchmark.py --xla                    # XLA-compiled functions
   python tools/benchmark.py --compare_with conv3d     # vs TF's Conv3D kernels, same run
@@ -51,6 +51,7 @@ _PYTORCH = flags.DEFINE_bool("pytorch", False, "Also time the same network in Py
 _PYTORCH_PYTHON = flags.DEFINE_string("pytorch_python", None, "The Python that has torch, for "
                                       "--pytorch (default: this one).")
 _OUTPUT = flags.DEFINE_string("output", None, "Write the JSON results here.")
+_PLOT = flags.DEFINE_string("plot", None, "Write a PNG of the timings here.")
 _LITERT = flags.DEFINE_integer("litert_frames", 16, "Also time the LiteRT export against TF at "
                                "this clip length (0: skip).")
 
@@ -106,6 +107,8 @@ def main(argv):
     if _OUTPUT.value:
         with open(_OUTPUT.value, "w") as f:
             json.dump(results, f, indent=1)
+    if _PLOT.value:
+        print(f"plot: {benchmarking.plot_results(results, _PLOT.value)}", file=sys.stderr)
     print(json.dumps(results))
 
 
