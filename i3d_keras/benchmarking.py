@@ -281,7 +281,7 @@ def plot_results(results, path):
     >>> plot_results(run_benchmarks(frames=(16, 64)), "bench.png")  # doctest: +SKIP
     """
     plt = _plotting.pyplot()
-    series = [(f"TF, {results.get('implementation', '?')} (default)", results)]
+    series = [(f"TF, {results.get('implementation', '?')}", results)]
     if "comparison" in results:
         series.append((f"TF, {results['comparison']['implementation']}", results["comparison"]))
     if "forward" in results.get("pytorch", {}):
