@@ -146,8 +146,59 @@ def time_pytorch(frames=(64,), image_size=224, repeats=3, train_batch=2, train_f
     config = {"architecture": i3d_model.ARCHITECTURE, "frames": [int(f) for f in frames],
               "image_size": image_size, "repeats": repeats, "train_batch": train_batch,
               "train_frames": train_frames}
+    return _run_reference(python, config)
+
+
+def pytorch_logits(model, clips, python=None):
+    """Logits of the PyTorch reference with `model`'s weights (to check it is
+    the same network): `clips` `[batch, time, h, w, 3]`, float32.
+
+    `model` is an RGB `InceptionI3D` (any number of classes); the reference
+    gets its kernels, BatchNorm offsets and statistics and the logits bias.
+    """
+    import tempfile  # noqa: PLC0415
+
+    endpoints = [name for name, _, _ in i3d_model.ARCHITECTURE]
+
+    def module_order(layer):
+        # The reference's unit order: endpoints in order; in a block, branches
+        # 0-3 and the 1x1 before the 3x3; the logits last.
+        name = layer.name
+        endpoint = next((i for i, e in enumerate(endpoints) if name.startswith(e + "_")),
+                        len(endpoints))
+        branch = int(name.split("Branch_")[1][0]) if "Branch_" in name else 0
+        return endpoint, branch, "3x3" in name
+
+    convs = sorted((layer for layer in model.layers
+                    if isinstance(layer, keras.layers.Conv3D)), key=module_order)
+    arrays = {}
+    for i, conv in enumerate(convs):
+        arrays[f"{i}_kernel"] = conv.kernel.numpy()
+        if conv.use_bias:
+            arrays[f"{i}_bias"] = conv.bias.numpy()
+        unit = conv.name[:-len("_conv_3d")]
+        if any(layer.name == f"{unit}_batch_norm" for layer in model.layers):
+            bn = model.get_layer(f"{unit}_batch_norm")
+            arrays.update({f"{i}_beta": bn.beta.numpy(), f"{i}_mean": bn.moving_mean.numpy(),
+                           f"{i}_variance": bn.moving_variance.numpy()})
+    with tempfile.TemporaryDirectory() as tmp:
+        np.savez(f"{tmp}/weights.npz", **arrays)
+        np.save(f"{tmp}/clip.npy", np.asarray(clips, np.float32))
+        result = _run_reference(python, {
+            "architecture": i3d_model.ARCHITECTURE, "num_classes": int(model.output.shape[-1]),
+            "weights": f"{tmp}/weights.npz", "clip": f"{tmp}/clip.npy"})
+    return np.asarray(result["logits"], np.float32)
+
+
+def _run_reference(python, config):
+    """Runs `pytorch_reference.py` with `config`; its JSON result."""
     script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pytorch_reference.py")
-    return json.loads(_run_torch_python(python, [script, json.dumps(config)]).splitlines()[-1])
+    stdout = _run_torch_python(python, [script, json.dumps(config)])
+    try:
+        return json.loads(stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        raise PyTorchError(f"The PyTorch reference printed no result. Received: python={python!r},"
+                           f" output={stdout[-500:]!r}") from None
 
 
 def check_pytorch(python=None):
@@ -156,7 +207,11 @@ def check_pytorch(python=None):
     Raises:
         PyTorchError: `python` cannot run or has no `torch`.
     """
-    return _run_torch_python(python, ["-c", "import torch; print(torch.__version__)"]).strip()
+    version = _run_torch_python(python, ["-c", "import torch; print(torch.__version__)"]).strip()
+    if not version:
+        raise PyTorchError(f"This Python printed no torch version: is it a Python? "
+                           f"Received: python={python!r}")
+    return version
 
 
 def _run_torch_python(python, args):
@@ -262,6 +317,10 @@ def run_benchmarks(frames=(16, 32, 64, 250), image_size=224, repeats=3, train_ba
         if "train_step" in reference:
             reference["train_step"]["tf_over_torch"] = (
                 results["train_step"]["seconds"] / reference["train_step"]["seconds"])
+        tf_device = "gpu" if results["machine"]["gpus"] else "cpu"
+        if reference.get("device", tf_device).replace("cuda", "gpu") != tf_device:
+            reference["warning"] = (f"TF ran on the {tf_device.upper()}, PyTorch on the "
+                                    f"{reference['device'].upper()}: the ratios compare devices")
         results["pytorch"] = reference
     if litert_frames:
         results["litert"] = time_litert(model, litert_frames, image_size, repeats)
@@ -289,6 +348,8 @@ def plot_results(results, path):
     fig, (forward, train) = plt.subplots(1, 2, figsize=(11, 4.5),
                                          gridspec_kw={"width_ratios": [3, 2]})
     for label, r in series:
+        if not r["forward"]:
+            continue
         frames = sorted(int(f) for f in r["forward"])
         seconds = [r["forward"][str(f)]["seconds"] for f in frames]
         forward.plot(frames, seconds, marker="o", label=label)
@@ -298,7 +359,8 @@ def plot_results(results, path):
     forward.set_ylabel("seconds per clip (median)")
     forward.set_title("Forward pass")
     forward.grid(alpha=0.3)
-    forward.legend(fontsize=8)
+    if results["forward"]:
+        forward.legend(fontsize=8)
     steps = [(label, r["train_step"]["seconds"]) for label, r in series if "train_step" in r]
     if steps:
         bars = train.bar(range(len(steps)), [s for _, s in steps], 0.6,
@@ -351,6 +413,8 @@ def format_results(results):
     elif "pytorch" in results:
         torch_results = results["pytorch"]
         name = f"PyTorch {torch_results['torch']} ({torch_results['threads']} threads)"
+        if "warning" in torch_results:
+            lines.append(f"  warning: {torch_results['warning']}")
         for f, r in torch_results["forward"].items():
             lines.append(f"  {name}, {f} frames: {r['seconds']:.3f} s/clip, "
                          f"TF/PyTorch time {r['tf_over_torch']:.2f}")
@@ -370,5 +434,5 @@ def format_results(results):
 
 
 __all__ = ["PyTorchError", "check_pytorch", "format_results", "matmul_gflops", "model_macs",
-           "peak_memory_mb", "plot_results", "run_benchmarks", "time_forward", "time_litert",
-           "time_pytorch", "time_train_step"]
+           "peak_memory_mb", "plot_results", "pytorch_logits", "run_benchmarks", "time_forward",
+           "time_litert", "time_pytorch", "time_train_step"]

@@ -6,8 +6,10 @@ can run it). The network is built from the table it is given on the command
 line (`i3d_keras.model.ARCHITECTURE` as JSON), the way the PyTorch ports of
 DeepMind's release build it: `nn.Conv3d` without padding after an explicit
 TensorFlow-"SAME" `F.pad`, `nn.BatchNorm3d` (eps 1e-3), ReLU, max pools after
-a "SAME" pad, the 2x7x7 average pool and a 1x1x1 logits convolution averaged
-over time. It prints one JSON line: the number of convolution weights (to
+a "SAME" pad, the 2x7x7 average pool, dropout 0.5 and a 1x1x1 logits
+convolution averaged over time (BatchNorm keeps PyTorch's scale, which Keras'
+`scale=False` lacks: the ports' choice, of no cost here). On a GPU when torch
+has one. It prints one JSON line: the number of convolution weights (to
 check the network against the Keras one), seconds per clip of the forward pass
 (`torch.no_grad`, eval mode, batch 1) per clip length, and of an SGD training
 step (forward, backward, update; BatchNorm in training), medians after a
@@ -108,13 +110,38 @@ class I3D(nn.Module):
                 blocks.append(Mixed(channels, args))
                 channels = args[0] + args[2] + args[4] + args[5]
         self.features = nn.Sequential(*blocks)
+        self.dropout = nn.Dropout(0.5)
         self.logits = Unit3D(channels, num_classes, batch_norm=False, relu=False, bias=True)
 
     def forward(self, x):
         x = self.features(x)
         # The paper's 2x7x7 average pool (smaller where the input is smaller).
         x = F.avg_pool3d(x, [min(k, n) for k, n in zip((2, 7, 7), x.shape[2:])], stride=1)
-        return self.logits(x).mean(dim=(2, 3, 4))
+        return self.logits(self.dropout(x)).mean(dim=(2, 3, 4))
+
+    def load_keras_weights(self, arrays):
+        """Sets the weights from Keras arrays, unit by unit in module order:
+        `{i}_kernel` (`[kt, kh, kw, c_in, c_out]`), `{i}_beta`, `{i}_mean`,
+        `{i}_variance` (BatchNorm), `{i}_bias` (the logits)."""
+        units = [m for m in self.modules() if isinstance(m, Unit3D)]
+        with torch.no_grad():
+            for i, unit in enumerate(units):
+                kernel = torch.from_numpy(arrays[f"{i}_kernel"]).permute(4, 3, 0, 1, 2)
+                unit.conv.weight.copy_(kernel)
+                if unit.bn is not None:
+                    unit.bn.weight.fill_(1.0)  # Keras/Sonnet: no scale
+                    unit.bn.bias.copy_(torch.from_numpy(arrays[f"{i}_beta"]))
+                    unit.bn.running_mean.copy_(torch.from_numpy(arrays[f"{i}_mean"]))
+                    unit.bn.running_var.copy_(torch.from_numpy(arrays[f"{i}_variance"]))
+                if unit.conv.bias is not None:
+                    unit.conv.bias.copy_(torch.from_numpy(arrays[f"{i}_bias"]))
+
+
+def _synced(value):
+    """Waits for queued GPU work, so that timings cover it."""
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    return value
 
 
 def _median_seconds(fn, repeats):
@@ -127,30 +154,48 @@ def _median_seconds(fn, repeats):
     return statistics.median(times), times
 
 
+def logits(config):
+    """Logits (eval mode) of the clip in `config["clip"]` (an .npy file,
+    `[batch, time, h, w, 3]`) with the weights of `config["weights"]` (.npz)."""
+    import numpy as np  # noqa: PLC0415 (only this check needs numpy)
+
+    net = I3D(config["architecture"], num_classes=config["num_classes"]).eval()
+    net.load_keras_weights(dict(np.load(config["weights"])))
+    clip = torch.from_numpy(np.load(config["clip"])).permute(0, 4, 1, 2, 3)
+    with torch.no_grad():
+        return {"logits": net(clip).tolist()}
+
+
 def run(config):
     """Times the forward pass and a training step; returns a JSON-ready dict."""
+    if "weights" in config:
+        return logits(config)
     torch.manual_seed(0)
     net = I3D(config["architecture"])
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    net.to(device)
     size, repeats = config["image_size"], config["repeats"]
     conv_weights = sum(m.weight.numel() for m in net.modules() if isinstance(m, nn.Conv3d))
     results = {"torch": torch.__version__, "threads": torch.get_num_threads(),
-               "conv_weights": conv_weights, "forward": {}}
+               "device": device, "conv_weights": conv_weights, "forward": {}}
     net.eval()
     with torch.no_grad():
         for frames in config["frames"]:
-            clip = torch.rand(1, 3, frames, size, size) * 2 - 1
-            seconds, runs = _median_seconds(lambda clip=clip: net(clip), repeats)
+            clip = torch.rand(1, 3, frames, size, size, device=device) * 2 - 1
+            seconds, runs = _median_seconds(lambda clip=clip: _synced(net(clip)), repeats)
             results["forward"][str(frames)] = {"seconds": seconds, "runs": runs}
     if config.get("train_batch"):
         net.train()
         optimizer = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
-        clips = torch.rand(config["train_batch"], 3, config["train_frames"], size, size) * 2 - 1
-        labels = torch.zeros(config["train_batch"], dtype=torch.long)
+        clips = torch.rand(config["train_batch"], 3, config["train_frames"], size, size,
+                           device=device) * 2 - 1
+        labels = torch.zeros(config["train_batch"], dtype=torch.long, device=device)
 
         def step():
             optimizer.zero_grad()
             F.cross_entropy(net(clips), labels).backward()
             optimizer.step()
+            _synced(None)
 
         seconds, runs = _median_seconds(step, repeats)
         results["train_step"] = {"seconds": seconds, "runs": runs}

@@ -58,9 +58,29 @@ def test_pytorch_reference_is_the_same_network():
     assert result["train_step"]["seconds"] > 0
 
 
+def test_pytorch_reference_computes_the_same_logits(rng):
+    python = _torch_python()
+    model = i3d_keras.InceptionI3D(5, "rgb", frames=None, image_size=None)
+    # BatchNorm statistics away from (0, 1), so that a misplaced one shows.
+    model.set_weights([rng.normal(0, 0.1, w.shape).astype("float32") if "mean" in v.path
+                       else rng.uniform(0.5, 2.0, w.shape).astype("float32")
+                       if "variance" in v.path else w
+                       for v, w in zip(model.weights, model.get_weights())])
+    clips = rng.uniform(-1, 1, (2, 10, 64, 64, 3)).astype("float32")
+    expected = model(clips, training=False).numpy()
+    got = benchmarking.pytorch_logits(model, clips, python=python)
+    assert got.shape == expected.shape == (2, 5)
+    assert np.max(np.abs(got - expected)) < 1e-4 * max(1.0, np.max(np.abs(expected)))
+
+
 def test_pytorch_errors_say_what_is_wrong():
     with pytest.raises(benchmarking.PyTorchError, match="Cannot run the Python"):
         benchmarking.check_pytorch("/nonexistent/python3")
+    # A program that runs but is no Python with torch: said, not a raw traceback.
+    with pytest.raises(benchmarking.PyTorchError, match="printed no torch version"):
+        benchmarking.check_pytorch("/bin/true")
+    with pytest.raises(benchmarking.PyTorchError, match="printed no result"):
+        benchmarking.time_pytorch(frames=(8,), image_size=32, python="/bin/true")
     with pytest.raises(benchmarking.PyTorchError, match="exit status 3"):
         benchmarking._run_torch_python(sys.executable, ["-c", "import sys; sys.exit(3)"])
     if importlib.util.find_spec("torch") is None:

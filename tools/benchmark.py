@@ -48,8 +48,8 @@ _COMPARE_WITH = flags.DEFINE_enum(
     "Also time this implementation in the same run and report the speed-ups.")
 _PYTORCH = flags.DEFINE_bool("pytorch", False, "Also time the same network in PyTorch "
                               "(i3d_keras/pytorch_reference.py) in the same run.")
-_PYTORCH_PYTHON = flags.DEFINE_string("pytorch_python", None, "The Python that has torch, for "
-                                      "--pytorch (default: this one).")
+_PYTORCH_PYTHON = flags.DEFINE_string("pytorch_python", None, "The Python that has torch "
+                                      "(implies --pytorch; default: this one).")
 _OUTPUT = flags.DEFINE_string("output", None, "Write the JSON results here.")
 _PLOT = flags.DEFINE_string("plot", None, "Write a PNG of the timings here.")
 _LITERT = flags.DEFINE_integer("litert_frames", 16, "Also time the LiteRT export against TF at "
@@ -69,6 +69,13 @@ def _child_args(setting):
 
 def main(argv):
     del argv
+    pytorch = _PYTORCH.value or bool(_PYTORCH_PYTHON.value)
+    if _ONEDNN.value == "both" and (pytorch or _PLOT.value):
+        sys.exit("error: --pytorch and --plot need one oneDNN setting (on, off or default). "
+                 "Received: --onednn both")
+    for path in (_OUTPUT.value, _PLOT.value):
+        if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+            sys.exit(f"error: the folder of an output file does not exist. Received: {path}")
     if _ONEDNN.value == "both":
         results = {}
         for setting in ("on", "off"):
@@ -107,9 +114,12 @@ def main(argv):
     if _OUTPUT.value:
         with open(_OUTPUT.value, "w") as f:
             json.dump(results, f, indent=1)
-    if _PLOT.value:
-        print(f"plot: {benchmarking.plot_results(results, _PLOT.value)}", file=sys.stderr)
     print(json.dumps(results))
+    if _PLOT.value:
+        try:
+            print(f"plot: {benchmarking.plot_results(results, _PLOT.value)}", file=sys.stderr)
+        except OSError as error:  # the timings are printed above
+            sys.exit(f"error: cannot write the plot ({error}). Received: --plot={_PLOT.value}")
 
 
 def _run(benchmarking, frames):
@@ -118,7 +128,8 @@ def _run(benchmarking, frames):
         train_batch=None if _SKIP_TRAIN.value else _TRAIN_BATCH.value,
         train_frames=_TRAIN_FRAMES.value, xla=_XLA.value, litert_frames=_LITERT.value,
         implementation=_IMPLEMENTATION.value, compare_with=_COMPARE_WITH.value,
-        pytorch_python=(_PYTORCH_PYTHON.value or sys.executable) if _PYTORCH.value else None,
+        pytorch_python=(_PYTORCH_PYTHON.value or sys.executable)
+        if _PYTORCH.value or _PYTORCH_PYTHON.value else None,
     )
 
 
