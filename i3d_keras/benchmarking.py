@@ -151,10 +151,11 @@ def time_pytorch(frames=(64,), image_size=224, repeats=3, train_batch=2, train_f
 
 def pytorch_logits(model, clips, python=None):
     """Logits of the PyTorch reference with `model`'s weights (to check it is
-    the same network): `clips` `[batch, time, h, w, 3]`, float32.
+    the same network): `clips` `[batch, time, h, w, channels]`, float32.
 
-    `model` is an RGB `InceptionI3D` (any number of classes); the reference
-    gets its kernels, BatchNorm offsets and statistics and the logits bias.
+    `model` is an `InceptionI3D` (RGB or flow, any number of classes); the
+    reference gets its kernels, BatchNorm offsets and statistics and the
+    logits bias.
     """
     import tempfile  # noqa: PLC0415
 
@@ -186,6 +187,7 @@ def pytorch_logits(model, clips, python=None):
         np.save(f"{tmp}/clip.npy", np.asarray(clips, np.float32))
         result = _run_reference(python, {
             "architecture": i3d_model.ARCHITECTURE, "num_classes": int(model.output.shape[-1]),
+            "channels": int(model.inputs[0].shape[-1]),
             "weights": f"{tmp}/weights.npz", "clip": f"{tmp}/clip.npy"})
     return np.asarray(result["logits"], np.float32)
 

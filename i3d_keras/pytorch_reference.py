@@ -155,11 +155,12 @@ def _median_seconds(fn, repeats):
 
 
 def logits(config):
-    """Logits (eval mode) of the clip in `config["clip"]` (an .npy file,
-    `[batch, time, h, w, 3]`) with the weights of `config["weights"]` (.npz)."""
+    """Logits (eval mode) of the clips in `config["clip"]` (an .npy file,
+    `[batch, time, h, w, channels]`) with the weights of `config["weights"]` (.npz)."""
     import numpy as np  # noqa: PLC0415 (only this check needs numpy)
 
-    net = I3D(config["architecture"], num_classes=config["num_classes"]).eval()
+    net = I3D(config["architecture"], num_classes=config["num_classes"],
+              channels=config["channels"]).eval()
     net.load_keras_weights(dict(np.load(config["weights"])))
     clip = torch.from_numpy(np.load(config["clip"])).permute(0, 4, 1, 2, 3)
     with torch.no_grad():

@@ -58,15 +58,16 @@ def test_pytorch_reference_is_the_same_network():
     assert result["train_step"]["seconds"] > 0
 
 
-def test_pytorch_reference_computes_the_same_logits(rng):
+@pytest.mark.parametrize("stream", ["rgb", "flow"])
+def test_pytorch_reference_computes_the_same_logits(rng, stream):
     python = _torch_python()
-    model = i3d_keras.InceptionI3D(5, "rgb", frames=None, image_size=None)
+    model = i3d_keras.InceptionI3D(5, stream, frames=None, image_size=None)
     # BatchNorm statistics away from (0, 1), so that a misplaced one shows.
     model.set_weights([rng.normal(0, 0.1, w.shape).astype("float32") if "mean" in v.path
                        else rng.uniform(0.5, 2.0, w.shape).astype("float32")
                        if "variance" in v.path else w
                        for v, w in zip(model.weights, model.get_weights())])
-    clips = rng.uniform(-1, 1, (2, 10, 64, 64, 3)).astype("float32")
+    clips = rng.uniform(-1, 1, (2, 10, 64, 64, model.inputs[0].shape[-1])).astype("float32")
     expected = model(clips, training=False).numpy()
     got = benchmarking.pytorch_logits(model, clips, python=python)
     assert got.shape == expected.shape == (2, 5)
