@@ -388,6 +388,16 @@ def plot_results(results, path):
     return path
 
 
+def _other_timing_lines(name, timings, forward_detail, versus):
+    """Table lines of another implementation's timings, each set against ours."""
+    lines = [f"  {name}, {f} frames: {r['seconds']:.3f} s/clip{forward_detail(r)}, {versus(r)}"
+             for f, r in timings["forward"].items()]
+    if "train_step" in timings:
+        t = timings["train_step"]
+        lines.append(f"  {name}, train step: {t['seconds']:.3f} s, {versus(t)}")
+    return lines
+
+
 def format_results(results):
     """A short text table of `run_benchmarks` results."""
     peak = results["matmul_gflops"]
@@ -402,28 +412,19 @@ def format_results(results):
         lines.append(f"train step (batch {t['batch']} x {t['frames']} frames): {t['seconds']:.3f} s,"
                      f" {t['effective_gflops']:.1f} GFLOP/s")
     if "comparison" in results:
-        other = results["comparison"]
-        name = other["implementation"]
-        for f, r in other["forward"].items():
-            lines.append(f"  vs {name}, {f} frames: {r['seconds']:.3f} s/clip "
-                         f"({r['effective_gflops']:.1f} GFLOP/s), speed-up {r['speedup']:.2f}x")
-        if "train_step" in other:
-            lines.append(f"  vs {name}, train step: {other['train_step']['seconds']:.3f} s, "
-                         f"speed-up {other['train_step']['speedup']:.2f}x")
+        lines += _other_timing_lines(
+            f"vs {results['comparison']['implementation']}", results["comparison"],
+            lambda r: f" ({r['effective_gflops']:.1f} GFLOP/s)",
+            lambda r: f"speed-up {r['speedup']:.2f}x")
     if "error" in results.get("pytorch", {}):
         lines.append(f"PyTorch reference: {results['pytorch']['error']}")
     elif "pytorch" in results:
         torch_results = results["pytorch"]
-        name = f"PyTorch {torch_results['torch']} ({torch_results['threads']} threads)"
         if "warning" in torch_results:
             lines.append(f"  warning: {torch_results['warning']}")
-        for f, r in torch_results["forward"].items():
-            lines.append(f"  {name}, {f} frames: {r['seconds']:.3f} s/clip, "
-                         f"TF/PyTorch time {r['tf_over_torch']:.2f}")
-        if "train_step" in torch_results:
-            t = torch_results["train_step"]
-            lines.append(f"  {name}, train step: {t['seconds']:.3f} s, "
-                         f"TF/PyTorch time {t['tf_over_torch']:.2f}")
+        lines += _other_timing_lines(
+            f"PyTorch {torch_results['torch']} ({torch_results['threads']} threads)",
+            torch_results, lambda r: "", lambda r: f"TF/PyTorch time {r['tf_over_torch']:.2f}")
     if "litert" in results:
         lite = results["litert"]
         lines.append(f"LiteRT ({lite['frames']} frames, builtin ops): {lite['litert_seconds']:.3f} s/clip"

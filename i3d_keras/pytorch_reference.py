@@ -145,6 +145,7 @@ def _synced(value):
 
 
 def _median_seconds(fn, repeats):
+    # As i3d_keras.benchmarking's: this script cannot import the package.
     fn()
     times = []
     for _ in range(repeats):
