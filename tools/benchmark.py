@@ -69,8 +69,9 @@ def _child_args(setting):
 
 def main(argv):
     del argv
-    pytorch = _PYTORCH.value or bool(_PYTORCH_PYTHON.value)
-    if _ONEDNN.value == "both" and (pytorch or _PLOT.value):
+    pytorch_python = (_PYTORCH_PYTHON.value or sys.executable
+                      if _PYTORCH.value or _PYTORCH_PYTHON.value else None)
+    if _ONEDNN.value == "both" and (pytorch_python or _PLOT.value):
         sys.exit("error: --pytorch and --plot need one oneDNN setting (on, off or default). "
                  "Received: --onednn both")
     for path in (_OUTPUT.value, _PLOT.value):
@@ -105,7 +106,12 @@ def main(argv):
 
     frames = [int(f) for f in _FRAMES.value.split(",") if f]
     try:
-        results = _run(benchmarking, frames)
+        results = benchmarking.run_benchmarks(
+            frames=frames, image_size=_SIZE.value, repeats=_REPEATS.value,
+            train_batch=None if _SKIP_TRAIN.value else _TRAIN_BATCH.value,
+            train_frames=_TRAIN_FRAMES.value, xla=_XLA.value, litert_frames=_LITERT.value,
+            implementation=_IMPLEMENTATION.value, compare_with=_COMPARE_WITH.value,
+            pytorch_python=pytorch_python)
     except benchmarking.PyTorchError as error:  # --pytorch without torch: no traceback
         sys.exit(f"error: {error}")
     results["onednn"] = _ONEDNN.value
@@ -120,17 +126,6 @@ def main(argv):
             print(f"plot: {benchmarking.plot_results(results, _PLOT.value)}", file=sys.stderr)
         except OSError as error:  # the timings are printed above
             sys.exit(f"error: cannot write the plot ({error}). Received: --plot={_PLOT.value}")
-
-
-def _run(benchmarking, frames):
-    return benchmarking.run_benchmarks(
-        frames=frames, image_size=_SIZE.value, repeats=_REPEATS.value,
-        train_batch=None if _SKIP_TRAIN.value else _TRAIN_BATCH.value,
-        train_frames=_TRAIN_FRAMES.value, xla=_XLA.value, litert_frames=_LITERT.value,
-        implementation=_IMPLEMENTATION.value, compare_with=_COMPARE_WITH.value,
-        pytorch_python=(_PYTORCH_PYTHON.value or sys.executable)
-        if _PYTORCH.value or _PYTORCH_PYTHON.value else None,
-    )
 
 
 if __name__ == "__main__":
