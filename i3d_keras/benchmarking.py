@@ -278,6 +278,7 @@ def run_benchmarks(frames=(16, 32, 64, 250), image_size=224, repeats=3, train_ba
         "machine": {"processor": platform.processor() or platform.machine(),
                     "cpus": os.cpu_count(), "tensorflow": tf.__version__,
                     "keras": keras.__version__,
+                    "onednn": convolution.onednn_enabled(),
                     "onednn_env": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "unset (TF default)"),
                     "gpus": [d.name for d in tf.config.list_physical_devices("GPU")]},
         "xla": xla,
@@ -401,7 +402,9 @@ def _other_timing_lines(name, timings, forward_detail, versus):
 def format_results(results):
     """A short text table of `run_benchmarks` results."""
     peak = results["matmul_gflops"]
-    lines = [f"matmul float32: {peak:.1f} GFLOP/s   (oneDNN: {results['machine']['onednn_env']},"
+    onednn = results["machine"].get("onednn")
+    onednn = results["machine"]["onednn_env"] if onednn is None else ("on" if onednn else "off")
+    lines = [f"matmul float32: {peak:.1f} GFLOP/s   (oneDNN: {onednn},"
              f" XLA: {results['xla']}, convolutions: {results.get('implementation', '?')})",
              f"{'forward':<14} {'s/clip':>8} {'GMACs':>8} {'GFLOP/s':>9} {'of matmul':>10}"]
     for f, r in results["forward"].items():

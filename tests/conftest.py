@@ -1,10 +1,10 @@
 """Shared pytest fixtures and settings for the i3d_keras test suite."""
 
-import os
 import pathlib
 
-# Must be set before TensorFlow is imported (see i3d_keras/__init__.py).
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Before TensorFlow loads, as the tools do: the suite runs with the package's
+# TensorFlow settings (oneDNN on, quieter logs; see i3d_keras/__init__.py).
+import i3d_keras  # noqa: F401
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402

@@ -38,8 +38,11 @@ def _outputs_and_gradients(fn, x, kernel):
     with tf.GradientTape() as tape:
         tape.watch([x, kernel])
         y = fn(x, kernel)
-        # A non-linear loss, so that the output gradient varies per element.
-        loss = tf.reduce_sum(y * tf.sin(y))
+        # An output gradient that varies per element and does not depend on
+        # y's rounding (a loss like sum(y * sin(y)) amplifies that 30-fold
+        # for the stem's outputs of size ~30).
+        index = tf.reshape(tf.range(tf.size(y)), tf.shape(y))
+        loss = tf.reduce_sum(y * tf.sin(tf.cast(index, y.dtype)))
     dx, dkernel = tape.gradient(loss, [x, kernel])
     return y, dx, dkernel
 
@@ -94,6 +97,45 @@ def test_gradients_with_unknown_dimensions_in_graph(rng, case):
     for name, g, e in zip(("output", "input gradient", "kernel gradient"), got, expected):
         assert g.shape == e.shape, name
         assert _relative_error(g.numpy(), e.numpy()) < 1e-5, name
+
+
+@pytest.mark.parametrize("matmuls", [False, True], ids=["backprop_filter", "matmuls"])
+@pytest.mark.parametrize("x_shape,kernel_shape", [
+    ((2, 6, 12, 12, 5), (3, 3, 3, 5, 7)),
+    ((2, 6, 12, 12, 4), (3, 1, 1, 4, 6)),
+    ((1, 5, 7, 11, 3), (1, 3, 5, 3, 4)),
+])
+@pytest.mark.parametrize("unknown_dims", [False, True], ids=["static", "unknown"])
+def test_stride_one_kernel_gradient_both_ways(rng, monkeypatch, x_shape, kernel_shape, matmuls,
+                                               unknown_dims):
+    # Stride-1 "SAME" layers take their kernel gradient from TF's
+    # Conv2DBackpropFilter or, with oneDNN, from matrix products: both checked
+    # whichever kernels this process runs.
+    monkeypatch.setattr(convolution, "onednn_enabled", lambda: matmuls)
+    x = tf.constant(rng.normal(size=x_shape).astype("float32"))
+    kernel = tf.constant(rng.normal(size=kernel_shape).astype("float32"))
+
+    def conv2d_formulation(a, k):
+        return _outputs_and_gradients(
+            lambda b, w: convolution.conv3d(b, w, implementation="conv2d"), a, k)
+
+    shape = [None] * 4 + [x_shape[-1]] if unknown_dims else x_shape
+    got = tf.function(conv2d_formulation, input_signature=[
+        tf.TensorSpec(shape), tf.TensorSpec(kernel_shape)])(x, kernel)
+    expected = _outputs_and_gradients(
+        lambda a, k: tf.nn.conv3d(a, k, [1, 1, 1, 1, 1], "SAME"), x, kernel)
+    for name, g, e in zip(("output", "input gradient", "kernel gradient"), got, expected):
+        assert g.shape == e.shape, name
+        assert _relative_error(g.numpy(), e.numpy()) < 1e-5, name
+
+
+def test_onednn_enabled_follows_the_package_default():
+    # conftest imports i3d_keras before TensorFlow, like the tools: oneDNN is on
+    # unless the environment said otherwise.
+    import os  # noqa: PLC0415
+
+    expected = os.environ["TF_ENABLE_ONEDNN_OPTS"].lower() in ("1", "true")
+    assert convolution.onednn_enabled() is expected
 
 
 def _square_loss_gradient(conv, x):

@@ -37,7 +37,8 @@ _TRAIN_FRAMES = flags.DEFINE_integer("train_frames", 16, "Training step clip len
 _SKIP_TRAIN = flags.DEFINE_bool("skip_train", False, "Skip the training step.")
 _XLA = flags.DEFINE_bool("xla", False, "Compile the forward and training functions with XLA.")
 _ONEDNN = flags.DEFINE_enum("onednn", "default", ["default", "on", "off", "both"],
-                            "TF_ENABLE_ONEDNN_OPTS for the measurement (both: one child "
+                            "TF_ENABLE_ONEDNN_OPTS for the measurement (default: the "
+                            "environment's, else the package's: on; both: one child "
                             "process each, results side by side).")
 _IMPLEMENTATION = flags.DEFINE_enum(
     "implementation", "auto", ["auto", "conv2d", "conv3d"],
