@@ -9,7 +9,8 @@ from i3d_keras import convolution
 # (input shape, kernel shape, strides, padding): I3D's layers (stem 7x7x7 with
 # stride 2 on even and odd lengths, 3x3x3, 1x1x1) and the other cases the
 # formulation handles (temporal-only and spatial-only kernels, even kernels,
-# VALID padding, temporal stride with a 3x3x3 kernel, strided 1x1x1).
+# VALID padding, temporal stride with a 3x3x3 kernel, strided 1x1x1, unequal
+# spatial sizes and strides).
 CASES = [
     ((2, 8, 16, 16, 3), (7, 7, 7, 3, 8), (2, 2, 2), "same"),
     ((2, 7, 15, 13, 3), (7, 7, 7, 3, 8), (2, 2, 2), "same"),
@@ -27,6 +28,7 @@ CASES = [
     ((1, 8, 8, 8, 3), (5, 1, 1, 3, 4), (3, 1, 1), "same"),
     ((1, 4, 9, 13, 3), (1, 3, 5, 3, 4), (1, 2, 3), "same"),
     ((1, 4, 9, 13, 3), (1, 3, 5, 3, 4), (1, 2, 3), "valid"),
+    ((1, 5, 7, 11, 3), (3, 3, 5, 3, 4), (1, 1, 1), "same"),
 ]
 
 
@@ -99,31 +101,27 @@ def test_gradients_with_unknown_dimensions_in_graph(rng, case):
         assert _relative_error(g.numpy(), e.numpy()) < 1e-5, name
 
 
-@pytest.mark.parametrize("matmuls", [False, True], ids=["backprop_filter", "matmuls"])
-@pytest.mark.parametrize("x_shape,kernel_shape", [
-    ((2, 6, 12, 12, 5), (3, 3, 3, 5, 7)),
-    ((2, 6, 12, 12, 4), (3, 1, 1, 4, 6)),
-    ((1, 5, 7, 11, 3), (1, 3, 5, 3, 4)),
-])
+@pytest.mark.parametrize("onednn_gradients", [False, True], ids=["eigen_paths", "onednn_paths"])
+@pytest.mark.parametrize("case", [0, 2, 6, 8, 14, 16])
 @pytest.mark.parametrize("unknown_dims", [False, True], ids=["static", "unknown"])
-def test_stride_one_kernel_gradient_both_ways(rng, monkeypatch, x_shape, kernel_shape, matmuls,
-                                               unknown_dims):
-    # Stride-1 "SAME" layers take their kernel gradient from TF's
-    # Conv2DBackpropFilter or, with oneDNN, from matrix products: both checked
-    # whichever kernels this process runs.
-    monkeypatch.setattr(convolution, "onednn_enabled", lambda: matmuls)
+def test_gradients_of_both_paths(rng, monkeypatch, case, onednn_gradients, unknown_dims):
+    # The gradients are computed differently with oneDNN (3D gradient kernels,
+    # kernel gradients as matrix products) than without: both paths are
+    # checked, whichever kernels this process runs.
+    monkeypatch.setattr(convolution, "onednn_enabled", lambda: onednn_gradients)
+    x_shape, kernel_shape, strides, padding = CASES[case]
     x = tf.constant(rng.normal(size=x_shape).astype("float32"))
     kernel = tf.constant(rng.normal(size=kernel_shape).astype("float32"))
 
     def conv2d_formulation(a, k):
         return _outputs_and_gradients(
-            lambda b, w: convolution.conv3d(b, w, implementation="conv2d"), a, k)
+            lambda b, w: convolution.conv3d(b, w, strides, padding, "conv2d"), a, k)
 
     shape = [None] * 4 + [x_shape[-1]] if unknown_dims else x_shape
     got = tf.function(conv2d_formulation, input_signature=[
         tf.TensorSpec(shape), tf.TensorSpec(kernel_shape)])(x, kernel)
     expected = _outputs_and_gradients(
-        lambda a, k: tf.nn.conv3d(a, k, [1, 1, 1, 1, 1], "SAME"), x, kernel)
+        lambda a, k: tf.nn.conv3d(a, k, [1, *strides, 1], padding.upper()), x, kernel)
     for name, g, e in zip(("output", "input gradient", "kernel gradient"), got, expected):
         assert g.shape == e.shape, name
         assert _relative_error(g.numpy(), e.numpy()) < 1e-5, name
