@@ -31,7 +31,7 @@ builtin (`PAD`, `SLICE`/`STRIDED_SLICE`, `CONCATENATION`, `RESHAPE`,
 
 Reference: Carreira & Zisserman, "Quo Vadis, Action Recognition?", CVPR 2017
 (the inflated 3D convolutions); the speed-ups are measured in the README's
-"Speed" section (`python tools/benchmark.py --implementation both`).
+"Speed" section (`python tools/benchmark.py --compare_with conv3d`).
 """
 
 import functools

@@ -136,6 +136,27 @@ def test_onednn_enabled_follows_the_package_default():
     assert convolution.onednn_enabled() is expected
 
 
+def test_warning_when_tensorflow_was_imported_first_with_onednn_off():
+    import os  # noqa: PLC0415
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
+    script = ("import tensorflow\nimport i3d_keras\n"
+              "print(i3d_keras.convolution.onednn_enabled())")
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    onednn = out.stdout.strip().splitlines()[-1] == "True"
+    # TensorFlow's default: off on AVX2 CPUs like the project's, on with AVX-512.
+    assert ("Import i3d_keras first" in out.stderr) is not onednn, out.stderr[-2000:]
+    env["TF_ENABLE_ONEDNN_OPTS"] = "0"  # a choice: no warning
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert out.stdout.strip().splitlines()[-1] == "False"
+    assert "Import i3d_keras first" not in out.stderr
+
+
 def _square_loss_gradient(conv, x):
     with tf.GradientTape() as tape:
         tape.watch(x)
