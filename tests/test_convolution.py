@@ -1,5 +1,9 @@
 """Tests for i3d_keras.convolution: the 2D formulation equals tf.nn.conv3d."""
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -130,17 +134,11 @@ def test_gradients_of_both_paths(rng, monkeypatch, case, onednn_gradients, unkno
 def test_onednn_enabled_follows_the_package_default():
     # conftest imports i3d_keras before TensorFlow, like the tools: oneDNN is on
     # unless the environment said otherwise.
-    import os  # noqa: PLC0415
-
     expected = os.environ["TF_ENABLE_ONEDNN_OPTS"].lower() in ("1", "true")
     assert convolution.onednn_enabled() is expected
 
 
 def test_warning_when_tensorflow_was_imported_first_with_onednn_off():
-    import os  # noqa: PLC0415
-    import subprocess  # noqa: PLC0415
-    import sys  # noqa: PLC0415
-
     env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
     script = ("import tensorflow\nimport i3d_keras\n"
               "print(i3d_keras.convolution.onednn_enabled())")
