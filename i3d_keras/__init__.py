@@ -43,7 +43,9 @@ _EXPORTS = {
         "ARCHITECTURE", "ENDPOINTS", "InceptionI3D", "TwoStreamI3D", "apply_inception_block",
         "apply_logits_head", "apply_unit3d", "endpoint_model", "logits_model",
     ],
-    "layers": ["Conv3D", "DepthwiseConv3D", "Mean", "Pooling3D", "WeightedSum"],
+    "layers": [
+        "BatchNormalization", "Conv3D", "DepthwiseConv3D", "Mean", "Pooling3D", "WeightedSum",
+    ],
     "receptive_field": ["receptive_fields"],
     "inflation": [
         "adapt_input_channels", "i3d_time_kernel", "inflate", "inflate_kernel",

@@ -225,6 +225,58 @@ class Pooling3D(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
+class BatchNormalization(keras.layers.BatchNormalization):
+    """`keras.layers.BatchNormalization` with TensorFlow's fused kernel in training.
+
+    With oneDNN (`i3d_keras.convolution.onednn_enabled()`), training-mode batch
+    normalisation of `[..., height, width, channels]` inputs runs as one
+    `FusedBatchNormV3` (forward and gradient) on the inputs folded to 4D,
+    instead of Keras' separate moments, normalisation and their gradients:
+    an I3D training step took 2.91 s against 3.06 s (interleaved A/B in one
+    process, medians of 8, the project's 2-core CPU). The same layer
+    otherwise: same arguments, weights and variable names, the batch's
+    (biased) variance in the moving statistics like Keras', and Keras' own
+    computation in inference, without oneDNN, with a mask, renormalisation or
+    statistics synchronised across replicas.
+
+    Reference: Ioffe & Szegedy, "Batch Normalization", ICML 2015; Carreira &
+    Zisserman, "Quo Vadis, Action Recognition?", CVPR 2017 (after every I3D
+    convolution but the logits).
+
+    Example:
+
+    >>> layer = BatchNormalization(epsilon=1e-3, scale=False)
+    >>> layer(tf.ones([2, 4, 8, 8, 16]), training=True).shape
+    TensorShape([2, 4, 8, 8, 16])
+    """
+
+    def call(self, inputs, training=None, mask=None):
+        rank = len(inputs.shape)
+        if not (training and self.trainable and mask is None and not self.renorm
+                and not self.synchronized and rank >= 4 and self.axis in (-1, rank - 1)
+                and convolution.onednn_enabled()):
+            return super().call(inputs, training=training, mask=mask)
+        inputs = tf.cast(inputs, "float32")  # as Keras: float32 statistics
+        channels = inputs.shape[-1]
+        shape = tf.shape(inputs)
+        folded = tf.reshape(inputs, tf.stack([-1, shape[rank - 3], shape[rank - 2], channels]))
+        scale = tf.cast(self.gamma, "float32") if self.scale else tf.ones([channels])
+        offset = tf.cast(self.beta, "float32") if self.center else tf.zeros([channels])
+        outputs, mean, variance, _, _, _ = tf.raw_ops.FusedBatchNormV3(
+            x=folded, scale=scale, offset=offset, mean=tf.zeros([0]), variance=tf.zeros([0]),
+            epsilon=self.epsilon, data_format="NHWC", is_training=True)
+        # FusedBatchNormV3 returns the unbiased (n - 1) variance; Keras keeps
+        # the biased one in its moving statistics.
+        count = tf.cast(tf.size(inputs) // channels, "float32")
+        variance = variance * tf.maximum(count - 1.0, 0.0) / count
+        momentum = self.momentum
+        self.moving_mean.assign(self.moving_mean * momentum + mean * (1.0 - momentum))
+        self.moving_variance.assign(
+            self.moving_variance * momentum + variance * (1.0 - momentum))
+        return tf.cast(tf.reshape(outputs, shape), self.compute_dtype)
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
 class Conv3D(keras.layers.Conv3D):
     """`keras.layers.Conv3D`, computed with fast 2D convolutions on CPUs.
 

@@ -100,7 +100,7 @@ def apply_unit3d(
         name=f"{name}_conv_3d",
     )(x)
     if use_batch_norm:
-        x = keras.layers.BatchNormalization(
+        x = i3d_layers.BatchNormalization(
             epsilon=1e-3,
             center=True,
             scale=False,

@@ -1,4 +1,4 @@
-"""Tests for i3d_keras.layers: builtin-op pooling equals Keras' 3D pooling."""
+"""Tests for i3d_keras.layers: the layers equal their Keras counterparts."""
 
 import keras
 import numpy as np
@@ -89,6 +89,7 @@ def test_pooling3d_rejects_bad_arguments():
         i3d_layers.Pooling3D((1, 3, 3), strides=(1, 2, 2), name="pool"),
         i3d_layers.Mean(axis=(1, 2), keepdims=True, name="mean"),
         i3d_layers.WeightedSum([0.5, 2.0], name="sum"),
+        i3d_layers.BatchNormalization(epsilon=1e-3, scale=False, name="bn"),
     ],
 )
 def test_layers_config_round_trip(layer):
@@ -163,3 +164,54 @@ def test_max_pooling_in_training_equals_keras_values_and_gradients(rng, pool_siz
     dynamic = tf.function(lambda a: layer(a, training=True),
                           input_signature=[tf.TensorSpec([None, None, None, None, 3])])
     np.testing.assert_array_equal(dynamic(x), expected_y)
+
+
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "keras"])
+@pytest.mark.parametrize("scale", [False, True])
+@pytest.mark.parametrize("unknown_dims", [False, True], ids=["static", "unknown"])
+def test_batch_normalization_equals_keras_in_training(rng, monkeypatch, fused, scale,
+                                                      unknown_dims):
+    # The fused kernel runs with oneDNN; Keras' computation otherwise.
+    monkeypatch.setattr(i3d_layers.convolution, "onednn_enabled", lambda: fused)
+    x = tf.constant(rng.normal(2.0, 3.0, size=(2, 4, 6, 6, 8)).astype("float32"))
+    weights = tf.constant(rng.normal(size=x.shape).astype("float32"))
+    kwargs = dict(epsilon=1e-3, scale=scale, momentum=0.9)
+    layers = [keras.layers.BatchNormalization(**kwargs), i3d_layers.BatchNormalization(**kwargs)]
+    for layer in layers:
+        layer.build(x.shape)
+    # [gamma,] beta, moving mean: random; moving variance: positive.
+    values = [rng.normal(size=w.shape).astype("float32") for w in layers[0].weights[:-1]]
+    values.append(np.full(layers[0].weights[-1].shape, 2.0, "float32"))
+    for layer in layers:
+        layer.set_weights(values)
+
+    def train_step(layer, a):
+        with tf.GradientTape() as tape:
+            tape.watch(a)
+            loss = tf.reduce_sum(layer(a, training=True) * weights)
+        return (layer(a, training=True), *tape.gradient(loss, [a, *layer.trainable_weights]))
+
+    shape = [None] * 4 + [8] if unknown_dims else x.shape
+    results = [tf.function(lambda a, layer=layer: train_step(layer, a),
+                           input_signature=[tf.TensorSpec(shape)])(x) for layer in layers]
+    for expected, got in zip(*results):
+        np.testing.assert_allclose(got.numpy(), expected.numpy(), rtol=1e-5, atol=1e-5)
+    # Two updates of the moving statistics (train_step calls the layer twice).
+    for expected, got in zip(layers[0].non_trainable_weights, layers[1].non_trainable_weights):
+        np.testing.assert_allclose(got.numpy(), expected.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(layers[1](x, training=False).numpy(),
+                               layers[0](x, training=False).numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_batch_normalization_keeps_keras_synchronized_statistics(rng, monkeypatch):
+    # Cross-replica statistics are Keras' own computation, never the fused kernel.
+    monkeypatch.setattr(i3d_layers.convolution, "onednn_enabled", lambda: True)
+    calls = []
+    original = tf.raw_ops.FusedBatchNormV3
+    monkeypatch.setattr(tf.raw_ops, "FusedBatchNormV3",
+                        lambda **kwargs: calls.append(kwargs) or original(**kwargs))
+    x = tf.constant(rng.normal(size=(2, 3, 4, 4, 8)).astype("float32"))
+    i3d_layers.BatchNormalization()(x, training=True)
+    assert len(calls) == 1  # the spy sees the fused path
+    i3d_layers.BatchNormalization(synchronized=True)(x, training=True)
+    assert len(calls) == 1
