@@ -172,14 +172,14 @@ def pytorch_logits(model, clips, python=None):
 
     convs = sorted((layer for layer in model.layers
                     if isinstance(layer, keras.layers.Conv3D)), key=module_order)
+    layers = {layer.name: layer for layer in model.layers}
     arrays = {}
     for i, conv in enumerate(convs):
         arrays[f"{i}_kernel"] = conv.kernel.numpy()
         if conv.use_bias:
             arrays[f"{i}_bias"] = conv.bias.numpy()
-        unit = conv.name[:-len("_conv_3d")]
-        if any(layer.name == f"{unit}_batch_norm" for layer in model.layers):
-            bn = model.get_layer(f"{unit}_batch_norm")
+        bn = layers.get(conv.name[:-len("_conv_3d")] + "_batch_norm")
+        if bn is not None:
             arrays.update({f"{i}_beta": bn.beta.numpy(), f"{i}_mean": bn.moving_mean.numpy(),
                            f"{i}_variance": bn.moving_variance.numpy()})
     with tempfile.TemporaryDirectory() as tmp:

@@ -147,13 +147,24 @@ def _conv2d_formulation(x, kernel, strides, padding):
             x = x[:, ::st, ::sh, ::sw]
         y = tf.matmul(tf.reshape(x, [-1, c_in]), tf.reshape(kernel, [c_in, c_out]))
         return tf.reshape(y, _shape(-1, *[dimension(x, axis) for axis in (1, 2, 3)], c_out))
-    taps, out_time = _time_taps(x, kt, st, padding)
+    conv2d = _plain_conv2d if (sh, sw) == (1, 1) else _strided_conv2d
+    return _taps_conv2d(x, kernel, strides, padding, conv2d)[0]
+
+
+def _taps_conv2d(x, kernel, strides, padding, conv2d):
+    """The 2D formulation's forward pass: `(y, flat_taps, kernel2d)`.
+
+    `conv2d(flat_taps, kernel2d, (sh, sw), padding)` is the 2D convolution
+    (`_plain_conv2d`, or `_strided_conv2d` for its kernel gradient).
+    """
+    taps, out_time = _time_taps(x, kernel.shape[0], strides[0], padding)
     flat_taps, kernel2d = _flatten_time(taps), _kernel2d(kernel)
-    if (sh, sw) == (1, 1):
-        y = tf.nn.conv2d(flat_taps, kernel2d, 1, padding.upper())
-    else:
-        y = _strided_conv2d(flat_taps, kernel2d, (sh, sw), padding)
-    return _unflatten_time(y, out_time)
+    y = conv2d(flat_taps, kernel2d, tuple(strides[1:]), padding)
+    return _unflatten_time(y, out_time), flat_taps, kernel2d
+
+
+def _plain_conv2d(x, kernel, strides, padding):
+    return tf.nn.conv2d(x, kernel, [1, *strides, 1], padding.upper())
 
 
 def _strided_conv2d(x, kernel, strides, padding):
@@ -294,16 +305,12 @@ def _conv2d_with_onednn_gradients(x, kernel, strides, padding):
     formulation's gradients (interleaved A/B, medians of 8, project's CPU).
     The forward pass, and so inference and exported graphs, is unchanged.
     """
-    kt = kernel.shape[0]
-    st, sh, sw = strides
     strides3d, pad = [1, *strides, 1], padding.upper()
     kernel_by_matmuls = _fast_input_gradient_applies(kernel.shape[:3], strides, padding)
 
     @tf.custom_gradient
     def conv(x, kernel):
-        taps, out_time = _time_taps(x, kt, st, padding)
-        flat_taps, kernel2d = _flatten_time(taps), _kernel2d(kernel)
-        y = _unflatten_time(tf.nn.conv2d(flat_taps, kernel2d, [1, sh, sw, 1], pad), out_time)
+        y, flat_taps, kernel2d = _taps_conv2d(x, kernel, strides, padding, _plain_conv2d)
 
         def grad(dy):
             # Pruned from the graph where nothing needs it (the stem's input).
@@ -327,11 +334,7 @@ def _conv2d_with_onednn_gradients(x, kernel, strides, padding):
 @tf.custom_gradient
 def _same_conv_with_fast_input_gradient(x, kernel):
     """Stride-1 "SAME" convolution, odd kernel; the input gradient runs forward."""
-    kt = kernel.shape[0]
-    taps, out_time = _time_taps(x, kt, 1, "same")
-    flat_taps = _flatten_time(taps)
-    kernel2d = _kernel2d(kernel)
-    y = _unflatten_time(tf.nn.conv2d(flat_taps, kernel2d, 1, "SAME"), out_time)
+    y, flat_taps, kernel2d = _taps_conv2d(x, kernel, (1, 1, 1), "same", _plain_conv2d)
 
     def grad(dy):
         dkernel2d = tf.raw_ops.Conv2DBackpropFilter(
