@@ -20,6 +20,17 @@ def shared_data():
     return SHARED_DATA
 
 
+@pytest.fixture(autouse=True)
+def _seeded():
+    """Seeds Python, NumPy, TensorFlow and Keras before every test, so a
+    failure reproduces: tests compare float32 results through ReLUs and max
+    pools, and a random draw that puts a value within rounding of a kink
+    changes gradients by far more than rounding (seen once in ~10 runs)."""
+    import keras  # noqa: PLC0415
+
+    keras.utils.set_random_seed(0)
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
