@@ -143,9 +143,16 @@ def test_conv3d_bad_arguments(kwargs, message):
         i3d_layers.Conv3D(4, 3, **kwargs)
 
 
+@pytest.mark.parametrize("onednn", [True, False], ids=["onednn", "eigen"])
 @pytest.mark.parametrize("pool_size", [(3, 3, 3), (1, 3, 3), (2, 2, 2)])
-def test_max_pooling_in_training_equals_keras_values_and_gradients(rng, pool_size):
-    # Training uses maxima of shifted slices for stride-1 "same" max pools.
+def test_max_pooling_in_training_equals_keras_values_and_gradients(rng, monkeypatch, pool_size,
+                                                                   onednn):
+    # Without oneDNN, training uses maxima of shifted slices for stride-1
+    # "same" max pools; with it, the 2D poolings of inference.
+    monkeypatch.setattr(i3d_layers.convolution, "onednn_enabled", lambda: onednn)
+    calls = []
+    monkeypatch.setattr(i3d_layers, "_separable_max_same",
+                        lambda *a, _f=i3d_layers._separable_max_same: calls.append(1) or _f(*a))
     x = tf.constant(rng.normal(size=(2, 5, 9, 8, 3)).astype("float32"))
     layer = i3d_layers.Pooling3D(pool_size, strides=1, padding="same")
     reference = keras.layers.MaxPooling3D(pool_size, strides=1, padding="same")
@@ -164,6 +171,7 @@ def test_max_pooling_in_training_equals_keras_values_and_gradients(rng, pool_siz
     dynamic = tf.function(lambda a: layer(a, training=True),
                           input_signature=[tf.TensorSpec([None, None, None, None, 3])])
     np.testing.assert_array_equal(dynamic(x), expected_y)
+    assert bool(calls) == (not onednn)
 
 
 @pytest.mark.parametrize("fused", [True, False], ids=["fused", "keras"])
