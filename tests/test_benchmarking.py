@@ -26,6 +26,14 @@ def test_measurements_are_consistent(truncated_i3d):
     assert benchmarking.peak_memory_mb() > 0
 
 
+def test_forward_with_xla_on_a_named_device(truncated_i3d):
+    # The GPU measurement's code path (XLA, a device scope), on the CPU.
+    model = truncated_i3d(5, frames=None, image_size=32)
+    forward = benchmarking.time_forward(model, 4, image_size=32, repeats=1, xla=True,
+                                        device="/CPU:0")
+    assert forward["seconds"] > 0 and forward["effective_gflops"] > 0
+
+
 def test_litert_against_tf_on_the_same_clip(truncated_i3d):
     model = truncated_i3d(5, frames=8, image_size=32)  # test_export converts the full network
     result = benchmarking.time_litert(model, frames=8, image_size=32, repeats=1)
