@@ -11,6 +11,8 @@ Reference: Carreira & Zisserman, "Quo Vadis, Action Recognition?", CVPR 2017
 (two-stream fusion: logits added before the softmax).
 """
 
+import contextlib
+import io
 import json
 import os
 import shutil
@@ -336,7 +338,9 @@ def export_tflite(model, path, *, quantization="float32", frames=None, image_siz
     if representative_dataset is not None:
         converter.representative_dataset = representative_dataset
     try:
-        with warnings.catch_warnings():
+        # Keras' export inside the converter prints its temporary SavedModel's
+        # signatures (~200 lines) to stdout.
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             # The converter calls the dict-input model with a list of inputs.
             warnings.filterwarnings("ignore", message="The structure of `inputs` doesn't match")
             flatbuffer = converter.convert()

@@ -128,7 +128,7 @@ def test_tflite_builtin_only_runs_in_litert(streams, clip, tmp_path, quantizatio
     assert np.isfinite(report["max_abs_logit_diff"])
 
 
-def test_tflite_two_input_model_with_plain_logits(tmp_path):
+def test_tflite_two_input_model_with_plain_logits(tmp_path, capfd):
     pytest.importorskip("ai_edge_litert", reason="needs the standalone ai-edge-litert runtime")
     # The comparison's two-stream baselines (TwoStream2D, ThreeDFused) take
     # {"rgb", "flow"} and return a logits tensor, not TwoStreamI3D's dict.
@@ -139,7 +139,9 @@ def test_tflite_two_input_model_with_plain_logits(tmp_path):
     x = keras.layers.GlobalAveragePooling3D(name="pool")(x)
     model = keras.Model({"rgb": rgb, "flow": flow},
                         keras.layers.Dense(CLASSES, name="logits")(x), name="two_input")
+    capfd.readouterr()
     path = export.export_tflite(model, tmp_path / "two_input.tflite")
+    assert capfd.readouterr().out == ""  # not the converter's SavedModel listing
     assert not [op for op in export.tflite_builtin_ops(path) if op.startswith("Flex")]
     rng = np.random.default_rng(5)
     inputs = {"rgb": rng.uniform(-1, 1, (1, FRAMES, SIZE, SIZE, 3)).astype("float32"),
