@@ -51,7 +51,9 @@ def open_checkpoint(path):
     Args:
         path: a checkpoint prefix (`.../model.ckpt`, the files being
             `model.ckpt.index` and `model.ckpt.data-*`), one of those files,
-            or a directory holding a checkpoint.
+            or a directory holding a checkpoint (a `checkpoint` file,
+            `model.ckpt.*`, or a TF-Hub module / SavedModel folder's
+            `variables/variables.*`).
 
     Returns:
         `(reader, shapes, resolved_prefix)`.
@@ -69,8 +71,11 @@ def open_checkpoint(path):
         path = path[: path.rindex(".data-")]
     if os.path.isdir(path):
         found = tf.train.latest_checkpoint(path)
-        if found is None and os.path.exists(os.path.join(path, "model.ckpt.index")):
-            found = os.path.join(path, "model.ckpt")
+        # DeepMind's folders hold `model.ckpt`; a TF-Hub module or SavedModel
+        # folder holds its variables as `variables/variables`.
+        for candidate in ("model.ckpt", "variables", os.path.join("variables", "variables")):
+            if found is None and os.path.exists(os.path.join(path, candidate + ".index")):
+                found = os.path.join(path, candidate)
         if found is None:
             raise FileNotFoundError(
                 f"Expected a directory with a TensorFlow checkpoint. Received: path={path!r} "
