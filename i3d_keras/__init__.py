@@ -18,6 +18,8 @@ Example:
 """
 
 import importlib
+import importlib.abc
+import importlib.util
 import multiprocessing
 import os
 import sys
@@ -68,7 +70,7 @@ _EXPORTS = {
     "export": ["export_saved_model", "export_tflite", "verify_tflite"],
 }
 _SUBMODULES = [
-    "baselines", "comparison", "conversion", "convolution", "datasets", "evaluation", "export",
+    "baselines", "comparison", "console", "conversion", "convolution", "datasets", "evaluation", "export",
     "flow", "inception_v1", "inference", "inflation", "input_pipeline", "layers", "model",
     "motion_dataset", "preprocessing", "receptive_field", "records", "training", "video",
     "weights",
@@ -92,10 +94,49 @@ def __dir__():
     return sorted(set(globals()) | set(__all__) | set(_SUBMODULES))
 
 
+class _RegisterLayersAfterKeras(importlib.abc.MetaPathFinder):
+    """Imports `i3d_keras.layers` once the first import of Keras or TensorFlow
+    (each imports the other) has finished, then steps aside."""
+
+    def __init__(self):
+        self.depth = 0
+
+    def find_spec(self, name, path=None, target=None):
+        if name not in ("keras", "tensorflow") or self not in sys.meta_path:
+            return None
+        sys.meta_path.remove(self)  # the real finders, without this one
+        try:
+            spec = importlib.util.find_spec(name)
+        finally:
+            sys.meta_path.insert(0, self)
+        if spec is None or spec.loader is None:
+            return spec
+        exec_module = spec.loader.exec_module
+
+        def exec_then_register(module):
+            self.depth += 1
+            try:
+                exec_module(module)
+            finally:
+                self.depth -= 1
+            if self.depth == 0 and self in sys.meta_path:
+                sys.meta_path.remove(self)
+                importlib.import_module(f"{__package__}.layers")
+
+        spec.loader.exec_module = exec_then_register
+        return spec
+
+
 # Saved models name their custom layers ("i3d_keras>Pooling3D"); Keras can only
-# resolve them once `i3d_keras.layers` has registered them.
+# resolve them once `i3d_keras.layers` has registered them: at once if Keras or
+# TensorFlow is loaded, else right after Keras loads. So `import i3d_keras`
+# loads no TensorFlow itself, and a tool can set up its output first
+# (i3d_keras.console) and still `keras.models.load_model` any I3D file.
 if multiprocessing.parent_process() is None:
-    importlib.import_module(f"{__name__}.layers")
+    if "keras" in sys.modules or "tensorflow" in sys.modules:
+        importlib.import_module(f"{__name__}.layers")
+    elif not any(isinstance(f, _RegisterLayersAfterKeras) for f in sys.meta_path):
+        sys.meta_path.insert(0, _RegisterLayersAfterKeras())
     if _TF_LOADED_WITH_ITS_DEFAULT and not importlib.import_module(
             f"{__name__}.convolution").onednn_enabled():
         import warnings  # noqa: PLC0415

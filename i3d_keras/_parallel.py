@@ -55,8 +55,10 @@ def _format_seconds(seconds: float) -> str:
 class Progress:
     """A one-line progress report with rate and ETA, written to stderr.
 
-    On a terminal the line is rewritten in place; otherwise (logs, CI) a line is
-    printed at most every `interval` seconds, plus the final one.
+    On a terminal the line is rewritten in place; otherwise (logs, CI, pipes:
+    no escape codes) a line is printed at most every `interval` seconds, plus
+    the final one. The rate and ETA count finished work only: items resumed
+    from an earlier run and failed items are left out.
     """
 
     def __init__(self, total: int, desc: str = "", unit: str = "videos",
@@ -87,10 +89,12 @@ class Progress:
 
     def line(self) -> str:
         elapsed = time.monotonic() - self._start
-        worked = self.done - self.skipped  # resumed items cost no time
-        rate = worked / elapsed if elapsed > 0 else 0.0
+        # The rate of finished work: resumed items cost no time, and a failure
+        # (often at once, e.g. a file that does not open) says nothing of it.
+        worked = self.done - self.skipped - self.failed
+        rate = worked / elapsed if elapsed > 0 and worked > 0 else None
         remaining = self.total - self.done
-        eta = remaining / rate if rate > 0 else (0.0 if remaining == 0 else float("nan"))
+        eta = 0.0 if remaining == 0 else (remaining / rate if rate else float("nan"))
         pct = 100.0 * self.done / self.total if self.total else 100.0
         extra = []
         if self.failed:
@@ -98,15 +102,17 @@ class Progress:
         if self.skipped:
             extra.append(f"{self.skipped} already done")
         extra = f" ({', '.join(extra)})" if extra else ""
-        return (f"{self.desc}{' ' if self.desc else ''}{self.done}/{self.total} {self.unit} "
-                f"{pct:5.1f}%{extra} | {rate:.2f} {self.unit}/s | elapsed "
+        unit = self.unit[:-1] if self.total == 1 and self.unit.endswith("s") else self.unit
+        rate = "? " if rate is None else f"{rate:.2f} "
+        return (f"{self.desc}{' ' if self.desc else ''}{self.done}/{self.total} {unit} "
+                f"{pct:5.1f}%{extra} | {rate}{self.unit}/s | elapsed "
                 f"{_format_seconds(elapsed)} | ETA {_format_seconds(eta)}")
 
     def _write(self) -> None:
         if not self.enabled:
             return
         if self._tty:
-            self.stream.write("\r" + self.line())
+            self.stream.write("\r" + self.line() + "\x1b[K")  # erase the rest of the old line
             if self.done >= self.total:
                 self.stream.write("\n")
         else:

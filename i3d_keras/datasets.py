@@ -421,16 +421,22 @@ class PrepareReport:
     report_path: str = ""
 
     def summary(self) -> str:
-        lines = [f"Converted {self.converted} of {self.total} videos "
+        def n_(count, noun):
+            return f"{count} {noun}{'' if count == 1 else 's'}"
+
+        lines = [f"Converted {self.converted} of {n_(self.total, 'video')} "
                  f"({len(self.failed)} failed) in {self.seconds:.1f} s; "
-                 f"{self.shards_written} shards written, {self.shards_resumed} already done."]
+                 f"{n_(self.shards_written, 'shard')} written, {self.shards_resumed} already "
+                 "done."]
         for split, n in sorted(self.counts.items()):
-            lines.append(f"  {split}: {n} videos")
+            lines.append(f"  {split}: {n_(n, 'video')}")
         if self.failed:
             lines.append("Failed videos (skipped):")
             lines += [f"  {path}: {reason}" for path, reason in self.failed]
         if self.metadata_path:
             lines.append(f"Metadata: {self.metadata_path}")
+        if self.report_path:
+            lines.append(f"Report: {self.report_path}")
         return "\n".join(lines)
 
 
@@ -655,6 +661,6 @@ def prepare_dataset(listing: Union[Listing, Sequence[VideoEntry]], output_dir: P
     }
     report.metadata_path = str(records.write_metadata(output_dir, name, metadata))
     report_path = output_dir / f"{name}.report.json"
+    report.report_path = str(report_path)  # before writing: the file names itself
     report_path.write_text(json.dumps(dataclasses.asdict(report), indent=1) + "\n")
-    report.report_path = str(report_path)
     return report

@@ -327,6 +327,93 @@ def dataset_info(directory: PathLike, split: Optional[str] = None) -> Dict:
             "has_flow": bool(meta.get("flow"))}
 
 
+#: What a training run (`i3d_keras.training.train`) writes beside its models.
+RUN_CONFIG_NAME = "config.json"
+# The parts of a run's recipe that define its motion validation clips.
+_MOTION_KEYS = ("frames", "image_size", "seed", "num_val")
+
+
+def run_config(model_path: PathLike) -> Optional[Dict]:
+    """The training configuration of the run a model file came from: the
+    `config.json` in its folder (written by `i3d_keras.training.train`), or
+    None when there is none (a converted checkpoint, a download, ...)."""
+    path = Path(model_path)
+    config = (path if path.is_dir() else path.parent) / RUN_CONFIG_NAME
+    if not config.is_file():
+        return None
+    try:
+        value = json.loads(config.read_text())
+    except ValueError as error:
+        raise EvaluationError(f"Expected a JSON training configuration. Received: '{config}' "
+                              f"({error})") from None
+    return value if isinstance(value, dict) else None
+
+
+def run_dataset(model_paths: Sequence[PathLike], directory: PathLike) -> Dict:
+    """The data to evaluate models from `tools/train.py` on, when no dataset is given.
+
+    A run on prepared shards: that dataset (its validation split). A run on the
+    built-in motion dataset: its validation clips with the run's recipe (clip
+    length, size, seed, number of clips), written as shards into `directory`,
+    the same clips training validated on (Carreira & Zisserman, CVPR 2017: the
+    streams are trained apart and fused at test time, so both runs must share
+    the recipe).
+
+    Args:
+        model_paths: the model files (`runs/NAME/best.keras`, ...).
+        directory: where the motion clips go (e.g. a temporary folder).
+
+    Returns:
+        `{"dataset": folder, "split": name or None, "description": text}`.
+
+    Raises:
+        EvaluationError: a model without a run folder, or runs whose data differ.
+
+    Example:
+
+    >>> run_dataset(["runs/i3d_rgb_motion/best.keras",
+    ...              "runs/i3d_flow_motion/best.keras"], "/tmp/motion")  # doctest: +SKIP
+    {'dataset': '/tmp/motion', 'split': 'val', 'description': 'the built-in motion ...'}
+    """
+    from i3d_keras import motion_dataset  # noqa: PLC0415
+
+    configs = []
+    for path in model_paths:
+        config = run_config(path)
+        if config is None:
+            raise EvaluationError(
+                "Expected a dataset (--dataset), or models trained by tools/train.py (a run "
+                f"folder with {RUN_CONFIG_NAME}). Received: '{path}' (no {RUN_CONFIG_NAME} "
+                "beside it)")
+        configs.append(config)
+    datasets = {c.get("dataset") for c in configs}
+    if len(datasets) != 1:
+        raise EvaluationError("Expected models trained on the same dataset. Received: runs on "
+                              f"{sorted(str(d) for d in datasets)}; pass --dataset")
+    dataset = datasets.pop()
+    if dataset is not None:
+        return {"dataset": str(dataset), "split": configs[0].get("val_split"),
+                "description": f"{dataset}, the dataset the model was trained on"}
+    recipes = {tuple(c.get(k) for k in _MOTION_KEYS) for c in configs}
+    if len(recipes) != 1:
+        raise EvaluationError(
+            "Expected runs with the same motion recipe (frames, image_size, seed, num_val). "
+            f"Received: {[dict(zip(_MOTION_KEYS, r)) for r in sorted(recipes, key=str)]}; "
+            "pass --dataset")
+    frames, size, seed, num_val = recipes.pop()
+    frames = frames or motion_dataset.DEFAULT_NUM_FRAMES
+    size = size or motion_dataset.DEFAULT_SIZE
+    num_val = num_val or motion_dataset.DEFAULT_NUM_VAL
+    seed = seed or 0
+    with_flow = any(c.get("stream") in ("flow", "both") for c in configs)
+    motion_dataset.write_motion_dataset(directory, num_train=0, num_val=num_val,
+                                        num_frames=frames, size=size, seed=seed,
+                                        with_flow=with_flow)
+    return {"dataset": str(directory), "split": "val",
+            "description": f"the built-in motion dataset, the validation clips of the run "
+                           f"({num_val} clips of {frames} frames x {size}x{size}, seed {seed})"}
+
+
 def check_classes(predictor: "inference.Predictor", classes: Sequence[str]) -> None:
     """Raises EvaluationError when the model's classes do not match the data's:
     another count, or (when the model knows its class names) other names or

@@ -63,6 +63,8 @@ DEFAULT_IMAGE_SIZE = 224
 
 FEATURE_ENDPOINT = "Mixed_5c"
 FEATURE_SUFFIX = ".npy"
+#: The class names a training run writes beside its models (i3d_keras.training).
+RUN_CLASSES_FILE = "classes.txt"
 STREAMS = ("rgb", "flow")
 
 
@@ -484,8 +486,9 @@ def load_predictor(model: Union[str, PathLike, keras.Model], flow_model=None, *,
             predictor from two files or checkpoints).
         labels: class-names file (one per line, or a dataset metadata JSON).
             Default: DeepMind's Kinetics label map for Kinetics weights and
-            checkpoints (downloaded), the SavedModel's own names, else None
-            (classes printed as indices).
+            checkpoints (downloaded), the SavedModel's own names, the
+            `classes.txt` of a training run folder (beside a `.keras` file from
+            `i3d_keras.training.train`), else None (classes printed as indices).
         streams: for the Kinetics keywords: `("rgb",)`, `("flow",)` or both.
         stream_weights: `{"rgb": w, "flow": w}` for the logits sum.
         dynamic_frames: let Keras models take clips of any length.
@@ -517,6 +520,7 @@ def load_predictor(model: Union[str, PathLike, keras.Model], flow_model=None, *,
         return predictor
     names = read_class_names(labels) if labels is not None else None
     kinetics = False
+    run_names = None  # classes.txt of a tools/train.py run folder
     loaded = []
     specs = [model] if flow_model is None else [model, flow_model]
     for i, spec in enumerate(specs):
@@ -538,6 +542,8 @@ def load_predictor(model: Union[str, PathLike, keras.Model], flow_model=None, *,
                 raise FileNotFoundError(f"Expected an existing .keras model file. "
                                         f"Received: model='{spec_str}' (no such file)")
             loaded.append(_load_keras_file(path))
+            if run_names is None and (path.parent / RUN_CLASSES_FILE).is_file():
+                run_names = read_class_names(path.parent / RUN_CLASSES_FILE)
         elif path.is_dir() and (path / "saved_model.pb").is_file():
             if flow_model is not None:
                 raise ModelLoadError("A SavedModel cannot be combined with a second model; "
@@ -565,6 +571,8 @@ def load_predictor(model: Union[str, PathLike, keras.Model], flow_model=None, *,
                        for s in specs if s is not None)
     predictor = Predictor.from_keras(loaded, stream_weights=stream_weights,
                                      dynamic_frames=dynamic_frames, source=source)
+    if names is None and run_names is not None and len(run_names) == predictor.num_classes:
+        names = run_names
     if names is None and kinetics and predictor.num_classes in KINETICS_LABEL_URLS:
         names = kinetics_class_names(predictor.num_classes)
     if names is not None:

@@ -387,18 +387,48 @@ def _raise_naming_corrupt_shard(dataset):
 
 
 class ProgressETA(keras.callbacks.Callback):
-    """Prints one line per epoch with the elapsed time and the run's ETA."""
+    """The run's progress on standard error: one line per epoch with its
+    metrics, the elapsed time and the run's ETA; on a terminal also a line
+    rewritten in place after every step (Keras' own bar is off: it writes to
+    standard output, with colour codes, and ran into these lines)."""
 
-    def __init__(self, total_epochs, stream=sys.stdout):
+    def __init__(self, total_epochs, stream=None, steps=None):
         super().__init__()
         self.total_epochs = total_epochs
         self.stream = stream
+        self.steps = steps
         self.start = None
         self.first_epoch = None
+        self._epoch_start = None
+        self._epoch = 0
+        self._last_draw = 0.0
+
+    def _out(self):
+        return self.stream if self.stream is not None else sys.stderr
+
+    def _tty(self):
+        try:
+            return self._out().isatty()
+        except (AttributeError, ValueError):
+            return False
 
     def on_epoch_begin(self, epoch, logs=None):
         if self.start is None:
             self.start, self.first_epoch = time.time(), epoch
+        self._epoch, self._epoch_start = epoch, time.time()
+
+    def on_train_batch_end(self, batch, logs=None):
+        now = time.time()
+        if not self._tty() or now - self._last_draw < 0.2:
+            return
+        self._last_draw = now
+        rate = (batch + 1) / max(now - self._epoch_start, 1e-9)
+        of = f"/{self.steps}" if self.steps else ""
+        metrics = " ".join(f"{k}={v:.4f}" for k, v in sorted((logs or {}).items())
+                           if isinstance(v, (int, float)))
+        self._out().write(f"\r[epoch {self._epoch + 1}/{self.total_epochs}] step {batch + 1}{of} "
+                          f"{metrics} | {rate:.2f} steps/s\x1b[K")
+        self._out().flush()
 
     def on_epoch_end(self, epoch, logs=None):
         elapsed = time.time() - self.start
@@ -406,8 +436,9 @@ class ProgressETA(keras.callbacks.Callback):
         remaining = (self.total_epochs - epoch - 1) * elapsed / max(done, 1)
         metrics = " ".join(f"{k}={v:.4f}" for k, v in sorted((logs or {}).items())
                            if isinstance(v, (int, float)))
-        print(f"[epoch {epoch + 1}/{self.total_epochs}] {metrics} | elapsed "
-              f"{elapsed:.0f}s, ETA {remaining:.0f}s", file=self.stream, flush=True)
+        erase = "\r\x1b[K" if self._tty() else ""
+        print(f"{erase}[epoch {epoch + 1}/{self.total_epochs}] {metrics} | elapsed "
+              f"{elapsed:.0f}s, ETA {remaining:.0f}s", file=self._out(), flush=True)
 
 
 def read_history(csv_path):
@@ -426,6 +457,7 @@ def read_history(csv_path):
 def plot_history(history, path, title="training curves"):
     """Writes the loss and accuracy curves of `history` to a PNG."""
     plt = _plotting.pyplot()
+    from matplotlib.ticker import MaxNLocator  # noqa: PLC0415
 
     epochs = [int(e) + 1 for e in history.get("epoch", range(len(history.get("loss", []))))]
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
@@ -436,6 +468,10 @@ def plot_history(history, path, title="training curves"):
                 ax.plot(epochs[: len(values)], values, style, marker="o",
                         label=("validation " if prefix else "training ") + metric)
         ax.set_xlabel("epoch")
+        # Whole epochs only; one epoch gets room either side instead of 0.96 ... 1.04.
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if epochs:
+            ax.set_xlim(min(epochs) - 0.5, max(epochs) + 0.5)
         ax.set_ylabel(metric)
         ax.grid(alpha=0.3)
         ax.legend()
@@ -526,7 +562,8 @@ def train(config, strategy=None, callbacks=()):
         keras.callbacks.CSVLogger(str(csv_path), append=True),
         keras.callbacks.TensorBoard(str(out / "tensorboard"), update_freq="epoch",
                                     write_graph=False),
-        ProgressETA(config.epochs),
+        *([ProgressETA(config.epochs, steps=config.steps_per_epoch or steps)]
+          if config.verbose else []),
         *callbacks,
     ]
     print(
@@ -536,8 +573,9 @@ def train(config, strategy=None, callbacks=()):
         f"{config.image_size}x{config.image_size}, batch {config.batch_size}, "
         f"{config.epochs} epochs x {steps} steps, {config.optimizer} lr {config.learning_rate} "
         f"({config.lr_schedule}), precision {policy}, XLA {'on' if xla else 'off'}, "
-        f"{strategy.num_replicas_in_sync} replica(s); writing to {out}",
-        flush=True,
+        f"{strategy.num_replicas_in_sync} "
+        f"{'replica' if strategy.num_replicas_in_sync == 1 else 'replicas'}; writing to {out}",
+        file=sys.stderr, flush=True,
     )
     start = time.time()
     try:
@@ -545,7 +583,7 @@ def train(config, strategy=None, callbacks=()):
             train_ds, validation_data=val_ds, epochs=config.epochs,
             steps_per_epoch=config.steps_per_epoch, callbacks=all_callbacks,
             shuffle=False,  # the datasets shuffle themselves
-            verbose=config.verbose if sys.stdout.isatty() else min(config.verbose, 2),
+            verbose=0,  # ProgressETA reports (on standard error)
         )
     except tf.errors.DataLossError:
         _raise_naming_corrupt_shard(config.dataset)

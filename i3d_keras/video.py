@@ -4,7 +4,7 @@ Carreira & Zisserman (CVPR 2017) feed frames at 25 fps whose short side is
 resized to 256 pixels (bilinear). `read_video` returns exactly that from any
 file OpenCV's FFmpeg backend can read (MP4, AVI, MKV, WebM, GIF, ...).
 
-This module imports only numpy and OpenCV, so that worker processes doing bulk
+This module imports only numpy, OpenCV and `i3d_keras.console`, so that worker processes doing bulk
 decoding stay light.
 """
 
@@ -17,6 +17,8 @@ from typing import Dict, Optional, Union
 
 import cv2
 import numpy as np
+
+from i3d_keras import console
 
 PathLike = Union[str, os.PathLike]
 
@@ -50,7 +52,7 @@ def video_info(path: PathLike) -> Dict[str, float]:
     Raises:
       VideoDecodeError: if the file is missing or OpenCV cannot open it.
     """
-    cap = _open(path)
+    cap = _with_decoder_messages(path, _open, path)
     try:
         return {
             "fps": float(cap.get(cv2.CAP_PROP_FPS) or 0.0),
@@ -143,6 +145,34 @@ def read_video(path: PathLike, fps: Optional[float] = 25.0, short_side: Optional
     if start < 0 or (end is not None and end <= start):
         raise VideoDecodeError(path, f"invalid clip bounds: expected 0 <= start < end. "
                                      f"Received: start={start}, end={end}")
+    return _with_decoder_messages(path, _decode, path, fps, short_side, start, end, max_frames)
+
+
+def _with_decoder_messages(path: PathLike, fn, *args):
+    """Runs `fn(*args)` catching what FFmpeg and OpenCV print about the file:
+    their complaint becomes part of a `VideoDecodeError`'s reason (e.g. "...
+    (moov atom not found)"); the rest goes on to standard error as usual
+    (without it, in a quiet tool: `i3d_keras.console`)."""
+    failure = None
+    with console.capture_native_stderr() as caught:
+        try:
+            result = fn(*args)
+        except VideoDecodeError as error:
+            failure = error
+    console.pass_through(caught.text)
+    if failure is None:
+        return result
+    complaints = console.decoder_messages(caught.text)
+    if complaints:
+        said = "; ".join(complaints)
+        said = said if len(said) <= 200 else said[:197] + "..."
+        raise VideoDecodeError(failure.path, f"{failure.reason}; the decoder said: {said}") \
+            from None
+    raise failure
+
+
+def _decode(path: PathLike, fps: Optional[float], short_side: Optional[int], start: float,
+            end: Optional[float], max_frames: Optional[int]) -> np.ndarray:
     cap = _open(path)
     try:
         src_fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)

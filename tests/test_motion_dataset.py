@@ -81,13 +81,15 @@ def test_records_use_the_real_dataset_format(tmp_path):
     shards = sorted(tmp_path.glob("motion_train-*.tfrecord"))
     assert len(shards) == 3
     got = records.read_examples(shards, with_rgb=True, with_flow=True)
-    assert len(got) == 20 and got[0]["rgb"].shape == (16, 32, 32, 3)
-    assert got[0]["flow"].shape == (16, 32, 32, 2)
-    ds = input_pipeline.load_split(tmp_path, "train", modality="both", num_frames=16,
+    t = md.DEFAULT_NUM_FRAMES  # the training recipe's clip length
+    assert t == 8 and meta["preprocessing"]["num_frames"] == t
+    assert len(got) == 20 and got[0]["rgb"].shape == (t, 32, 32, 3)
+    assert got[0]["flow"].shape == (t, 32, 32, 2)
+    ds = input_pipeline.load_split(tmp_path, "train", modality="both", num_frames=t,
                                    crop_size=None, flip=False, batch_size=4)
     x, y = next(iter(ds))
-    assert x["rgb"].shape == (4, 16, 32, 32, 3) and x["flow"].shape == (4, 16, 32, 32, 2)
-    val = input_pipeline.load_split(tmp_path, "val", num_frames=16, crop_size=None,
+    assert x["rgb"].shape == (4, t, 32, 32, 3) and x["flow"].shape == (4, t, 32, 32, 2)
+    val = input_pipeline.load_split(tmp_path, "val", num_frames=t, crop_size=None,
                                     batch_size=5)
     assert sum(int(y.shape[0]) for _, y in val) == 10
 
@@ -95,7 +97,7 @@ def test_records_use_the_real_dataset_format(tmp_path):
 def test_motion_datasets_ready_for_fit():
     train, val = md.motion_datasets(num_train=30, num_val=12, batch_size=8, seed=0)
     x, y = next(iter(train))
-    assert x.shape == (8, 16, 32, 32, 3) and x.dtype == np.float32
+    assert x.shape == (8, md.DEFAULT_NUM_FRAMES, 32, 32, 3) and x.dtype == np.float32
     assert -1.0 <= float(x.numpy().min()) and float(x.numpy().max()) <= 1.0
     assert y.dtype == np.int32
     assert sum(1 for _ in train) == 3  # 30 // 8, last partial batch dropped

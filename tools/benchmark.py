@@ -27,7 +27,11 @@ import os
 import subprocess
 import sys
 
-from absl import app, flags
+from i3d_keras import console  # noqa: E402
+
+console.setup()  # before TensorFlow and OpenCV load: quiet unless --verbose
+
+from absl import flags
 
 _FRAMES = flags.DEFINE_string("frames", "16,32,64,250", "Clip lengths for the forward pass.")
 _SIZE = flags.DEFINE_integer("image_size", 224, "Frame size.")
@@ -73,17 +77,18 @@ def main(argv):
     pytorch_python = (_PYTORCH_PYTHON.value or sys.executable
                       if _PYTORCH.value or _PYTORCH_PYTHON.value else None)
     if _ONEDNN.value == "both" and (pytorch_python or _PLOT.value):
-        sys.exit("error: --pytorch and --plot need one oneDNN setting (on, off or default). "
+        console.fail("--pytorch and --plot need one oneDNN setting (on, off or default). "
                  "Received: --onednn both")
     for path in (_OUTPUT.value, _PLOT.value):
         if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
-            sys.exit(f"error: the folder of an output file does not exist. Received: {path}")
+            console.fail(f"the folder of an output file does not exist. Received: {path}")
     if _ONEDNN.value == "both":
         results = {}
         for setting in ("on", "off"):
             out = subprocess.run(_child_args(setting), capture_output=True, text=True)
             if out.returncode != 0:
-                sys.exit(f"error: benchmark child (oneDNN {setting}) failed:\n{out.stderr[-2000:]}")
+                console.fail(f"benchmark child (oneDNN {setting}) failed:\n{out.stderr[-2000:]}",
+                             console.EXIT_FAILED)
             results[setting] = json.loads(out.stdout.strip().splitlines()[-1])
             print(f"--- oneDNN {setting} ---\n{results[setting]['table']}", file=sys.stderr)
         for key, value in results["on"]["forward"].items():
@@ -114,7 +119,7 @@ def main(argv):
             implementation=_IMPLEMENTATION.value, compare_with=_COMPARE_WITH.value,
             pytorch_python=pytorch_python)
     except benchmarking.PyTorchError as error:  # --pytorch without torch: no traceback
-        sys.exit(f"error: {error}")
+        console.fail(f"{error}")
     results["onednn"] = _ONEDNN.value
     results["table"] = benchmarking.format_results(results)
     print(results["table"], file=sys.stderr)
@@ -126,8 +131,9 @@ def main(argv):
         try:
             print(f"plot: {benchmarking.plot_results(results, _PLOT.value)}", file=sys.stderr)
         except OSError as error:  # the timings are printed above
-            sys.exit(f"error: cannot write the plot ({error}). Received: --plot={_PLOT.value}")
+            console.fail(f"cannot write the plot ({error}). Received: --plot={_PLOT.value}",
+                         console.EXIT_FAILED)
 
 
 if __name__ == "__main__":
-    app.run(main)
+    console.run(main)

@@ -13,16 +13,16 @@ Usage:
   python tools/benchmark_data.py --video my.mp4 --tvl1_pairs 5
 """
 
-import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from i3d_keras import console  # noqa: E402
 
-from absl import app, flags  # noqa: E402
+console.setup()  # before TensorFlow and OpenCV load: quiet unless --verbose
+
+from absl import flags  # noqa: E402
 
 _SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "videos"
 _VIDEO = flags.DEFINE_string("video", str(_SHARED / "arm_wrestling.mp4"),
@@ -62,7 +62,7 @@ def bench_motion():
 
     for with_flow in (False, True):
         t0 = time.perf_counter()
-        md.generate_motion_clips(1000, with_flow=with_flow)
+        md.generate_motion_clips(1000, num_frames=16, with_flow=with_flow)
         print(f"motion dataset: 1000 clips 16x32x32 (flow={with_flow}) in "
               f"{time.perf_counter() - t0:.2f} s")
 
@@ -103,11 +103,11 @@ def main(argv):
     del argv
     for v in (_VIDEO.value, _SECOND.value):
         if not Path(v).is_file():
-            sys.exit(f"error: no video at {v!r} (pass --video/--video2)")
+            console.fail(f"no video at {v!r} (pass --video/--video2)")
     bench_flow(_VIDEO.value)
     bench_motion()
     bench_pipeline([_VIDEO.value, _SECOND.value])
 
 
 if __name__ == "__main__":
-    app.run(main)
+    console.run(main)

@@ -24,11 +24,12 @@ Usage:
 """
 
 import os
-import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from i3d_keras import console  # noqa: E402
 
-from absl import app, flags  # noqa: E402
+console.setup()  # before TensorFlow and OpenCV load: quiet unless --verbose
+
+from absl import flags  # noqa: E402
 
 _DEFAULT_ARCHS = ("convnet_pooling,convnet_lstm,c3d,two_stream_2d,3d_fused,i3d,two_stream_i3d")
 
@@ -62,14 +63,14 @@ def main(argv):
             batch_size=_BATCH_SIZE.value, learning_rate=_LEARNING_RATE.value,
             batch_norm_momentum=_BN_MOMENTUM.value, stream=_STREAM.value,
             weights=_WEIGHTS.value, seed=_SEED.value, train=_TRAIN.value, xla=_XLA.value,
-            log=lambda text: print(text, flush=True),
+            log=console.info,  # progress: standard error
         )
     except ValueError as error:
-        sys.exit(f"error: {error}")
+        console.fail(f"{error}")
     with open(os.path.join(_OUTPUT_DIR.value, "comparison.md")) as f:
         print(f.read())
-    print(f"wrote {len(rows)} rows to {_OUTPUT_DIR.value}/comparison.{{md,png,json}}")
+    console.info(f"compare: wrote {len(rows)} rows to {_OUTPUT_DIR.value}/comparison.{{md,png,json}}")
 
 
 if __name__ == "__main__":
-    app.run(main)
+    console.run(main)

@@ -21,10 +21,12 @@ The `.keras` file loads with `keras.models.load_model(path)` after
 """
 
 import os
-import sys
 
-from absl import app
-from absl import flags
+from i3d_keras import console  # noqa: E402
+
+console.setup()  # before TensorFlow and OpenCV load: quiet unless --verbose
+
+from absl import flags  # noqa: E402
 
 FLAGS = flags.FLAGS
 
@@ -35,23 +37,19 @@ flags.DEFINE_integer("image_size", 224, "Frame size of the model (the paper: 224
 flags.DEFINE_boolean("overwrite", False, "Replace an existing output file.")
 
 
-def _fail(message):
-    print(f"convert_checkpoint: error: {message}", file=sys.stderr)
-    sys.exit(1)
-
 
 def main(argv):
     if len(argv) > 1:
-        _fail(f"unexpected arguments: {argv[1:]}")
+        console.fail(f"unexpected arguments: {argv[1:]}")
     if not FLAGS.checkpoint or not FLAGS.output:
-        _fail("both --checkpoint and --output are required. Received: "
+        console.fail("both --checkpoint and --output are required. Received: "
               f"checkpoint={FLAGS.checkpoint!r}, output={FLAGS.output!r}")
     if not FLAGS.output.endswith(".keras"):
-        _fail(f"--output must end in '.keras'. Received: output={FLAGS.output!r}")
+        console.fail(f"--output must end in '.keras'. Received: output={FLAGS.output!r}")
     if os.path.exists(FLAGS.output) and not FLAGS.overwrite:
-        _fail(f"{FLAGS.output!r} exists; pass --overwrite to replace it")
+        console.fail(f"{FLAGS.output!r} exists; pass --overwrite to replace it")
     if FLAGS.frames is not None and FLAGS.frames < 1:
-        _fail(f"--frames must be positive. Received: frames={FLAGS.frames}")
+        console.fail(f"--frames must be positive. Received: frames={FLAGS.frames}")
 
     import i3d_keras  # noqa: F401, PLC0415 (sets TF options, registers layers)
     from i3d_keras import conversion  # noqa: PLC0415
@@ -61,7 +59,7 @@ def main(argv):
             FLAGS.checkpoint, frames=FLAGS.frames, image_size=FLAGS.image_size
         )
     except (FileNotFoundError, ValueError) as error:
-        _fail(str(error))
+        console.fail(str(error))
     folder = os.path.dirname(os.path.abspath(FLAGS.output))
     os.makedirs(folder, exist_ok=True)
     model.save(FLAGS.output)
@@ -72,4 +70,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    console.run(main)

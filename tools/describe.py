@@ -10,11 +10,12 @@ Usage:
 """
 
 import os
-import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from i3d_keras import console  # noqa: E402
 
-from absl import app, flags  # noqa: E402
+console.setup()  # before TensorFlow and OpenCV load: quiet unless --verbose
+
+from absl import flags  # noqa: E402
 
 FLAGS = flags.FLAGS
 _STREAM = flags.DEFINE_enum("stream", "rgb", ["rgb", "flow", "two_stream"], "Which network.")
@@ -31,7 +32,7 @@ def main(argv):
 
     if _MODEL.value:
         if not os.path.exists(_MODEL.value):
-            sys.exit(f"error: no model file at {_MODEL.value!r}")
+            console.fail(f"no model file at {_MODEL.value!r}")
         import keras  # noqa: PLC0415
 
         model = keras.models.load_model(_MODEL.value)
@@ -48,10 +49,10 @@ def main(argv):
     try:
         rows = i3d_keras.receptive_fields(model, input_shape=input_shape)
     except ValueError as error:
-        sys.exit(f"error: {error}")
+        console.fail(f"{error}")
     print(f"{model.name}: input {[tuple(t.shape[1:]) for t in model.inputs]}")
     print(format_table(rows))
 
 
 if __name__ == "__main__":
-    app.run(main)
+    console.run(main)

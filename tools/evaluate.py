@@ -19,25 +19,39 @@ Usage:
   python tools/evaluate.py --model runs/rgb/best.keras --flow_model runs/flow/best.keras \
       --dataset data/ucf101 --protocol whole --stream_weights 1,1.5
 
-  # The built-in motion dataset (tools/prepare_dataset.py or motion_dataset):
-  python tools/evaluate.py --model runs/motion_rgb/best.keras --dataset data/motion --split val
+  # The two streams trained on the built-in motion dataset (tools/train.py
+  # --stream rgb / flow): without --dataset, their validation clips with the
+  # runs' recipe (config.json in the run folders), RGB, flow and fused:
+  python tools/evaluate.py --model runs/i3d_rgb_motion/best.keras \
+      --flow_model runs/i3d_flow_motion/best.keras
+  # The same clips as shards (tools/prepare_dataset.py --layout motion):
+  python tools/evaluate.py --model runs/i3d_rgb_motion/best.keras --dataset data/motion
 
 --model / --flow_model take a .keras file, a SavedModel folder (from
-i3d_keras.export) or a DeepMind checkpoint. Exit status: 0 on success, 1 on a
-user error (missing model, a folder without shards, classes that do not match).
+i3d_keras.export) or a DeepMind checkpoint. Results go to standard output (and
+--json), progress and messages to standard error; --verbose shows the
+libraries' logs. Exit status: 0 on success, 2 on a usage error (missing model,
+no --dataset for a model without a run folder, a folder without shards, classes
+that do not match).
 """
 
+import json
 import os
-import sys
+import tempfile
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from i3d_keras import console  # noqa: E402
 
-from absl import app, flags  # noqa: E402
+console.setup()  # before TensorFlow and OpenCV load: quiet unless --verbose
+
+from absl import flags  # noqa: E402
 
 _MODEL = flags.DEFINE_string("model", None, "RGB (or flow, or two-stream) model: .keras, "
                              "SavedModel folder or DeepMind checkpoint.")
 _FLOW_MODEL = flags.DEFINE_string("flow_model", None, "Optional flow stream model.")
-_DATASET = flags.DEFINE_string("dataset", None, "Prepared dataset folder (shards + metadata).")
+_DATASET = flags.DEFINE_string("dataset", None, "Prepared dataset folder (shards + metadata). "
+                               "Default: the data of the run the model came from (its "
+                               "config.json): the built-in motion dataset's validation clips "
+                               "with the run's recipe, or the run's prepared dataset.")
 _SPLIT = flags.DEFINE_string("split", None, "Split to evaluate (default: test, else val).")
 _PROTOCOL = flags.DEFINE_enum("protocol", "center", ["center", "clips", "whole"],
                               "center clip, K clips x crops, or the whole video.")
@@ -50,47 +64,63 @@ _BATCH = flags.DEFINE_integer("batch_size", 8, "Clips per forward pass.")
 _WEIGHTS = flags.DEFINE_list("stream_weights", None, "rgb,flow weights of the logits sum.")
 _OUTPUT = flags.DEFINE_string("output_dir", None, "Where the JSON report and PNG go.")
 _MAX = flags.DEFINE_integer("max_videos", None, "Evaluate only the first N videos.")
+_JSON = flags.DEFINE_string("json", None, "Also write the report (metrics, per-class "
+                            "accuracy, confusion matrix) to this JSON file.")
 
-
-def _fail(message):
-    print(f"evaluate: error: {message}", file=sys.stderr)
-    sys.exit(1)
 
 
 def main(argv):
     if len(argv) > 1:
-        _fail(f"unexpected arguments: {argv[1:]}")
-    if not _MODEL.value or not _DATASET.value:
-        _fail("--model and --dataset are required (see --help). Received: "
-              f"model={_MODEL.value!r}, dataset={_DATASET.value!r}")
+        console.fail(f"unexpected arguments: {argv[1:]}")
+    if not _MODEL.value:
+        console.fail(f"--model is required (see --help). Received: model={_MODEL.value!r}")
     weights = None
     if _WEIGHTS.value:
         try:
             values = [float(v) for v in _WEIGHTS.value]
         except ValueError:
-            _fail(f"--stream_weights must be numbers. Received: {_WEIGHTS.value}")
+            console.fail(f"--stream_weights must be numbers. Received: {_WEIGHTS.value}")
         weights = dict(zip(("rgb", "flow"), values)) if len(values) == 2 else None
         if weights is None:
-            _fail(f"--stream_weights needs two numbers (rgb,flow). Received: {_WEIGHTS.value}")
+            console.fail(f"--stream_weights needs two numbers (rgb,flow). Received: "
+                         f"{_WEIGHTS.value}")
+    if _JSON.value and not os.path.isdir(os.path.dirname(os.path.abspath(_JSON.value))):
+        console.fail(f"the folder of --json does not exist. Received: json={_JSON.value!r}")
 
     from i3d_keras import evaluation, inference  # noqa: PLC0415 (TensorFlow)
 
-    try:
-        info = evaluation.dataset_info(_DATASET.value, _SPLIT.value)  # fail fast on bad data
-        predictor = inference.load_predictor(_MODEL.value, _FLOW_MODEL.value)
-        report = evaluation.evaluate(
-            predictor, _DATASET.value, info["split"], protocol=_PROTOCOL.value,
-            stream_weights=weights,
-            num_frames=_NUM_FRAMES.value, num_clips=_NUM_CLIPS.value,
-            num_crops=int(_NUM_CROPS.value), crop_size=_CROP.value, batch_size=_BATCH.value,
-            output_dir=_OUTPUT.value, max_videos=_MAX.value)
-    except (FileNotFoundError, ValueError) as error:
-        _fail(str(error))
+    with tempfile.TemporaryDirectory(prefix="i3d_motion_") as scratch:
+        dataset, split = _DATASET.value, _SPLIT.value
+        try:
+            if dataset is None:
+                found = evaluation.run_dataset(
+                    [m for m in (_MODEL.value, _FLOW_MODEL.value) if m], scratch)
+                dataset, split = found["dataset"], split or found["split"]
+                console.info(f"evaluate: no --dataset: {found['description']}")
+            info = evaluation.dataset_info(dataset, split)  # fail fast on bad data
+            predictor = inference.load_predictor(_MODEL.value, _FLOW_MODEL.value)
+        except (FileNotFoundError, ValueError) as error:
+            console.fail(str(error))
+        console.info(f"evaluate: {console.plural(info['num_videos'] or 0, 'video')} of split "
+                     f"{info['split']!r}, {predictor.source} "
+                     f"({'+'.join(predictor.streams)}), protocol {_PROTOCOL.value}")
+        try:
+            report = evaluation.evaluate(
+                predictor, dataset, info["split"], protocol=_PROTOCOL.value,
+                stream_weights=weights,
+                num_frames=_NUM_FRAMES.value, num_clips=_NUM_CLIPS.value,
+                num_crops=int(_NUM_CROPS.value), crop_size=_CROP.value,
+                batch_size=_BATCH.value, output_dir=_OUTPUT.value, max_videos=_MAX.value)
+        except (FileNotFoundError, ValueError) as error:
+            console.fail(str(error))
+    if _DATASET.value is None:
+        report["dataset"] = "built-in motion dataset"
     protocol = report["protocol"]
+    frames = protocol["num_frames"]
     print(f"{report['dataset_name'] or report['dataset']} [{report['split']}], "
-          f"{report['num_videos']} videos, protocol {protocol['name']} "
+          f"{console.plural(report['num_videos'], 'video')}, protocol {protocol['name']} "
           f"({protocol['views_per_video']} views/video, "
-          f"{protocol['num_frames']}{'' if protocol['name'] == 'whole' else ' frames'}, "
+          f"{frames if protocol['name'] == 'whole' else console.plural(frames, 'frame')}, "
           f"crop {protocol['crop_size'][0]}), {report['seconds_per_video']:.2f} s/video")
     rows = dict(report["per_stream_metrics"])
     rows["fused" if rows else "+".join(report["streams"])] = report["metrics"]
@@ -100,9 +130,13 @@ def main(argv):
     if report["metrics"]["most_confused"]:
         worst = report["metrics"]["most_confused"][0]
         print(f"  most confused: {worst['true']} -> {worst['predicted']} ({worst['count']})")
+    if _JSON.value:
+        with open(_JSON.value, "w") as f:
+            json.dump(report, f, indent=1, default=evaluation._json_default)  # noqa: SLF001
+        console.info(f"evaluate: report written to {_JSON.value}")
     if _OUTPUT.value:
-        print(f"Wrote {report['report_json']} and {report['confusion_matrix_png']}")
-
+        console.info(f"evaluate: wrote {report['report_json']} and "
+                     f"{report['confusion_matrix_png']}")
 
 if __name__ == "__main__":
-    app.run(main)
+    console.run(main)

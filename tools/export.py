@@ -24,11 +24,12 @@ Usage:
 
 import json
 import os
-import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from i3d_keras import console  # noqa: E402
 
-from absl import app, flags  # noqa: E402
+console.setup()  # before TensorFlow and OpenCV load: quiet unless --verbose
+
+from absl import flags  # noqa: E402
 
 _FORMAT = flags.DEFINE_enum("format", "saved_model", ["saved_model", "tflite"], "Output format.")
 _RGB = flags.DEFINE_string("rgb_model", None, "RGB stream .keras file.")
@@ -52,7 +53,7 @@ def _load(path):
     import keras  # noqa: PLC0415
 
     if not os.path.exists(path):
-        sys.exit(f"error: no model file at {path!r}")
+        console.fail(f"no model file at {path!r}")
     return keras.models.load_model(path)
 
 
@@ -70,13 +71,13 @@ def main(argv):
         flow = _load(_FLOW.value) if _FLOW.value else None
         model = i3d_keras.TwoStreamI3D(rgb, flow) if (rgb and flow) else (rgb or flow)
     else:
-        sys.exit("error: give --rgb_model and/or --flow_model, or --model")
+        console.fail("give --rgb_model and/or --flow_model, or --model")
     model_size = model.inputs[0].shape[2]
     image_size = _SIZE.value or model_size or 224
     class_names = None
     if _LABELS.value:
         if not os.path.exists(_LABELS.value):
-            sys.exit(f"error: no labels file at {_LABELS.value!r}")
+            console.fail(f"no labels file at {_LABELS.value!r}")
         class_names = [line.strip() for line in open(_LABELS.value) if line.strip()]
     try:
         if _FORMAT.value == "saved_model":
@@ -103,8 +104,8 @@ def main(argv):
                     for k, d in interpreter.get_signature_runner().get_input_details().items()}
             print(json.dumps(export.verify_tflite(model, path, clip)))
     except export.ExportError as error:
-        sys.exit(f"error: {error}")
+        console.fail(f"{error}", console.EXIT_FAILED)
 
 
 if __name__ == "__main__":
-    app.run(main)
+    console.run(main)

@@ -19,15 +19,17 @@ Usage:
 Window i covers frames [i*stride, i*stride + window) at 25 fps; a video shorter
 than the window gives one looped window. Rerunning the same command resumes
 (existing .npy files are skipped; --overwrite recomputes). A video that fails
-is reported and the others go on; the exit status is 1 if any failed.
+is reported (with the decoder's reason) and the others go on. Results go to
+standard output, progress and messages to standard error; --verbose shows the
+libraries' logs. Exit status: 0 all done, 1 some videos failed, 2 a usage error.
 """
 
-import os
-import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from i3d_keras import console  # noqa: E402
 
-from absl import app, flags  # noqa: E402
+console.setup()  # before TensorFlow and OpenCV load: quiet unless --verbose
+
+from absl import flags  # noqa: E402
 
 _MODEL = flags.DEFINE_string("model", "kinetics", "'kinetics', 'kinetics600', a .keras "
                              "file or a DeepMind checkpoint.")
@@ -42,43 +44,43 @@ _BATCH = flags.DEFINE_integer("batch_size", 4, "Windows per forward pass.")
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Recompute existing outputs.")
 
 
-def _fail(message):
-    print(f"extract_features: error: {message}", file=sys.stderr)
-    sys.exit(1)
-
 
 def main(argv):
     if len(argv) < 2:
-        _fail("expected at least one VIDEO argument (files, folders or .txt lists)")
+        console.fail("expected at least one VIDEO argument (files, folders or .txt lists)")
     if not _OUTPUT.value:
-        _fail("--output_dir is required")
+        console.fail("--output_dir is required")
     streams = _STREAMS.value
     if not streams or any(s not in ("rgb", "flow") for s in streams):
-        _fail(f"--streams must be rgb, flow or rgb,flow. Received: {streams}")
+        console.fail(f"--streams must be rgb, flow or rgb,flow. Received: {streams}")
 
     from i3d_keras import inference  # noqa: PLC0415 (TensorFlow)
 
     videos, root = inference.find_videos(argv[1:])
     if not videos:
-        _fail(f"no videos found in {argv[1:]}")
+        console.fail(f"no videos found in {argv[1:]}")
     try:
         predictor = inference.load_predictor(_MODEL.value, _FLOW_MODEL.value, streams=streams)
+        console.info(f"extract_features: {console.plural(len(videos), 'video')} with "
+                     f"{predictor.source} ({'+'.join(streams)}); writing to {_OUTPUT.value}")
         report = inference.extract_features(
             videos, _OUTPUT.value, predictor, streams=streams, window=_WINDOW.value,
             stride=_STRIDE.value, flow_method=_FLOW_METHOD.value, batch_size=_BATCH.value,
             root=root, overwrite=_OVERWRITE.value)
     except (FileNotFoundError, ValueError) as error:
-        _fail(str(error))
+        console.fail(str(error))
     except OSError as error:
-        _fail(f"{error} (downloading weights needs network access; pass a local model)")
+        console.fail(f"{error} (downloading weights needs network access; pass a local model)",
+                     console.EXIT_FAILED)
     print(f"Features ({'+'.join(report['streams'])}, {report['feature_dim']}-d): "
           f"{len(report['written'])} written, {len(report['skipped'])} already done, "
-          f"{len(report['failed'])} failed of {len(videos)} videos; in {_OUTPUT.value}")
+          f"{len(report['failed'])} failed of {console.plural(len(videos), 'video')}; in "
+          f"{_OUTPUT.value}")
     for video, reason in report["failed"]:
         print(f"  failed: {video}: {reason}")
     if report["failed"]:
-        sys.exit(1)
+        raise SystemExit(console.EXIT_FAILED)
 
 
 if __name__ == "__main__":
-    app.run(main)
+    console.run(main)

@@ -20,13 +20,13 @@ or a text file listing one video path per line. TV-L1 costs seconds of
 one core per 340x256 frame pair (1-3 s); `--method dis` is ~190x faster, noisier.
 """
 
-import os
-import sys
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from i3d_keras import console  # noqa: E402
 
-from absl import app, flags  # noqa: E402
+console.setup()  # before TensorFlow and OpenCV load: quiet unless --verbose
+
+from absl import flags  # noqa: E402
 
 _INPUT = flags.DEFINE_string("input", None, "Folder of videos, a video, or a text file of paths.")
 _OUTPUT = flags.DEFINE_string("output_dir", None, "Where the .flow.npz files go.")
@@ -43,27 +43,27 @@ def find_videos(spec: str):
 
     path = Path(spec)
     if not path.exists():
-        sys.exit(f"error: --input {spec!r} does not exist")
+        console.fail(f"--input {spec!r} does not exist")
     if path.is_dir():
         videos = sorted(p for p in path.rglob("*")
                         if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
         if not videos:
-            sys.exit(f"error: no videos found under {spec!r} "
-                     f"(looked for {', '.join(VIDEO_EXTENSIONS)})")
+            console.fail(f"no videos found under {spec!r} "
+                         f"(looked for {', '.join(VIDEO_EXTENSIONS)})")
         return videos, path
     if path.suffix.lower() in VIDEO_EXTENSIONS:
         return [path], None
     lines = [ln.strip() for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
     if not lines:
-        sys.exit(f"error: the list file {spec!r} names no videos")
+        console.fail(f"the list file {spec!r} names no videos")
     return [Path(ln) if Path(ln).is_absolute() else path.parent / ln for ln in lines], None
 
 
 def main(argv):
     if len(argv) > 1:
-        sys.exit(f"error: unexpected arguments {argv[1:]}")
+        console.fail(f"unexpected arguments {argv[1:]}")
     if not _INPUT.value or not _OUTPUT.value:
-        sys.exit("error: --input and --output_dir are required (see --help)")
+        console.fail("--input and --output_dir are required (see --help)")
     from i3d_keras.flow import extract_flow  # noqa: PLC0415
 
     videos, root = find_videos(_INPUT.value)
@@ -76,8 +76,10 @@ def main(argv):
     for video, reason in report["failed"]:
         print(f"  failed: {video}: {reason}")
     if videos and not report["converted"] and not report["skipped"]:
-        sys.exit("error: every video failed")
+        console.fail("every video failed", console.EXIT_FAILED)
+    if report["failed"]:
+        raise SystemExit(console.EXIT_FAILED)
 
 
 if __name__ == "__main__":
-    app.run(main)
+    console.run(main)

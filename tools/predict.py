@@ -22,17 +22,23 @@ Usage:
   python tools/predict.py --model saved_models/i3d/1 clip.mp4
 
 VIDEO arguments are files, folders (searched recursively) or .txt lists. A
-video that cannot be read is reported and the others go on; the exit status is
-1 if any video failed (or on a user error such as a missing model file).
+video that cannot be read is reported (with the decoder's reason) and the others
+go on. For a model from tools/train.py the class names come from its run folder
+(classes.txt beside the .keras file) unless --labels is given.
+
+Results go to standard output (and --json), progress and messages to standard
+error; --verbose shows the libraries' own logs. Exit status: 0 all videos
+classified, 1 some failed, 2 a usage error (e.g. a missing model file).
 """
 
 import json
 import os
-import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from i3d_keras import console  # noqa: E402
 
-from absl import app, flags  # noqa: E402
+console.setup()  # before TensorFlow and OpenCV load: quiet unless --verbose
+
+from absl import flags  # noqa: E402
 
 _MODEL = flags.DEFINE_string("model", "kinetics", "'kinetics', 'kinetics600', "
                              "'kinetics_scratch', a .keras file, a SavedModel folder or a "
@@ -51,45 +57,50 @@ _WEIGHTS = flags.DEFINE_list("stream_weights", None, "rgb,flow weights of the lo
 _JSON = flags.DEFINE_string("json", None, "Also write the results to this JSON file.")
 
 
-def _fail(message):
-    print(f"predict: error: {message}", file=sys.stderr)
-    sys.exit(1)
-
 
 def main(argv):
     if len(argv) < 2:
-        _fail("expected at least one VIDEO argument (see --help)")
+        console.fail("expected at least one VIDEO argument (see --help)")
     bad = [s for s in _STREAMS.value if s not in ("rgb", "flow")]
     if bad or not _STREAMS.value:
-        _fail(f"--streams must be rgb, flow or rgb,flow. Received: {_STREAMS.value}")
+        console.fail(f"--streams must be rgb, flow or rgb,flow. Received: {_STREAMS.value}")
     if _TOP_K.value < 1:
-        _fail(f"--top_k must be >= 1. Received: top_k={_TOP_K.value}")
+        console.fail(f"--top_k must be >= 1. Received: top_k={_TOP_K.value}")
     weights = None
     if _WEIGHTS.value:
         try:
             weights = dict(zip(("rgb", "flow"), (float(v) for v in _WEIGHTS.value)))
         except ValueError:
-            _fail(f"--stream_weights must be two numbers. Received: {_WEIGHTS.value}")
+            console.fail(f"--stream_weights must be two numbers. Received: {_WEIGHTS.value}")
+
+    if _JSON.value and not os.path.isdir(os.path.dirname(os.path.abspath(_JSON.value))):
+        console.fail(f"the folder of --json does not exist. Received: json={_JSON.value!r}")
 
     from i3d_keras import inference  # noqa: PLC0415 (TensorFlow)
 
     videos, _ = inference.find_videos(argv[1:])
     if not videos:
-        _fail(f"no videos found in {argv[1:]}")
+        console.fail(f"no videos found in {argv[1:]}")
     try:
         predictor = inference.load_predictor(
             _MODEL.value, _FLOW_MODEL.value, labels=_LABELS.value, streams=_STREAMS.value)
-        if weights:
-            predictor.stream_weights.update(
-                {k: v for k, v in weights.items() if k in predictor.stream_weights})
+    except (FileNotFoundError, ValueError) as error:
+        console.fail(str(error))
+    except OSError as error:  # e.g. no network for the Kinetics downloads
+        console.fail(f"{error} (downloading weights or class names needs network access; "
+                     "pass a local model and --labels)", console.EXIT_FAILED)
+    if weights:
+        predictor.stream_weights.update(
+            {k: v for k, v in weights.items() if k in predictor.stream_weights})
+    console.info(f"predict: {console.plural(len(videos), 'video')} with {predictor.source} "
+                 f"({'+'.join(predictor.streams)}, "
+                 f"{console.plural(predictor.num_classes, 'class', 'classes')})")
+    try:
         results = inference.predict_videos(
             videos, predictor, top_k=_TOP_K.value, num_frames=_NUM_FRAMES.value,
             flow_method=_FLOW_METHOD.value)
-    except (FileNotFoundError, ValueError) as error:
-        _fail(str(error))
-    except OSError as error:  # e.g. no network for the Kinetics downloads
-        _fail(f"{error} (downloading weights or class names needs network access; pass a "
-              "local model and --labels)")
+    except ValueError as error:  # e.g. --num_frames against a fixed-length model
+        console.fail(str(error))
     failed = 0
     for r in results:
         if not r["ok"]:
@@ -97,16 +108,16 @@ def main(argv):
             print(f"{r['video']}: FAILED: {r['error']}")
             continue
         s = r["seconds"]
-        print(f"{r['video']} ({r['num_frames']} frames, {s['total']:.1f} s):")
+        print(f"{r['video']} ({console.plural(r['num_frames'], 'frame')}, {s['total']:.1f} s):")
         for rank, item in enumerate(r["top_k"], 1):
             print(f"  {rank}. {item['probability']:7.2%}  {item['class']}")
     if _JSON.value:
         with open(_JSON.value, "w") as f:
             json.dump(results, f, indent=1)
+        console.info(f"predict: results written to {_JSON.value}")
     if failed:
-        print(f"predict: {failed} of {len(results)} videos failed", file=sys.stderr)
-        sys.exit(1)
-
+        console.info(f"predict: {failed} of {console.plural(len(results), 'video')} failed")
+        raise SystemExit(console.EXIT_FAILED)
 
 if __name__ == "__main__":
-    app.run(main)
+    console.run(main)

@@ -15,12 +15,12 @@ Usage:
 """
 
 import json
-import os
-import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from i3d_keras import console  # noqa: E402
 
-from absl import app, flags  # noqa: E402
+console.setup()  # before TensorFlow and OpenCV load: quiet unless --verbose
+
+from absl import flags  # noqa: E402
 
 _PROTOCOL = flags.DEFINE_enum("protocol", "rest", ["rest", "grpc"], "Request protocol.")
 _HOST = flags.DEFINE_string("host", "localhost", "TF Serving host.")
@@ -35,14 +35,14 @@ _DRY_RUN = flags.DEFINE_string("dry_run", None, "Write the REST JSON request her
 def main(argv):
     videos = argv[1:]
     if len(videos) != 1:
-        sys.exit("error: give exactly one video file")
+        console.fail("give exactly one video file")
     from i3d_keras import flow as flow_lib  # noqa: PLC0415
     from i3d_keras import serving, video  # noqa: PLC0415
 
     try:
         frames = video.read_video(videos[0])[: _FRAMES.value]
     except video.VideoDecodeError as error:
-        sys.exit(f"error: {error}")
+        console.fail(f"{error}")
     flow = flow_lib.compute_flow(frames, method=_FLOW.value) if _TWO_STREAM.value else None
     inputs = serving.request_inputs(frames, flow)
     try:
@@ -59,9 +59,10 @@ def main(argv):
             answer = serving.send_grpc(serving.grpc_request(inputs, _NAME.value), _HOST.value,
                                        _PORT.value or serving.GRPC_PORT)
     except OSError as error:
-        sys.exit(f"error: could not reach TF Serving at {_HOST.value}: {error}")
+        console.fail(f"could not reach TF Serving at {_HOST.value}: {error}",
+                     console.EXIT_FAILED)
     except Exception as error:  # grpc.RpcError and HTTP errors carry the server's message
-        sys.exit(f"error: TF Serving answered: {error}")
+        console.fail(f"TF Serving answered: {error}", console.EXIT_FAILED)
     names = answer["top_k_names"][0]
     probs = answer["top_k_probabilities"][0]
     for name, prob in zip(names, probs):
@@ -70,4 +71,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    console.run(main)

@@ -21,19 +21,25 @@ Usage:
   python tools/train.py --stream rgb --strategy mirrored --num_cpu_devices 2
   TF_CONFIG='{...}' python tools/train.py --stream rgb --strategy multi_worker
 
+Then both streams and their fusion on the validation clips (the runs' recipe):
+  python tools/evaluate.py --model runs/i3d_rgb_motion/best.keras \
+      --flow_model runs/i3d_flow_motion/best.keras
+
 Killed in the middle, the same command resumes from the last finished epoch.
+Progress (a line per epoch; on a terminal also one per step, in place) goes to
+standard error, the run's summary (JSON) to standard output; --verbose shows the
+libraries' logs. Exit status: 0 trained (or already done), 2 a usage error.
 Outputs in --output_dir: best.keras, last.keras, history.csv, tensorboard/,
 training_curves.png, done.json.
 """
 
 import json
-import os
-import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-import i3d_keras  # noqa: E402,F401  (sets TensorFlow's CPU options before TF loads)
+from i3d_keras import console  # noqa: E402
 
-from absl import app, flags  # noqa: E402
+console.setup()  # before TensorFlow and OpenCV load: quiet unless --verbose
+
+from absl import flags  # noqa: E402
 
 from i3d_keras import training  # noqa: E402
 
@@ -49,7 +55,7 @@ _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Run folder (default runs/
 _EPOCHS = flags.DEFINE_integer("epochs", None, "Epochs (recipe default).")
 _STEPS = flags.DEFINE_integer("steps_per_epoch", None, "Steps per epoch (default: one pass).")
 _BATCH = flags.DEFINE_integer("batch_size", None, "Global batch size (recipe default).")
-_FRAMES = flags.DEFINE_integer("frames", None, "Frames per clip (motion 16, paper 64).")
+_FRAMES = flags.DEFINE_integer("frames", None, "Frames per clip (motion 8, paper 64).")
 _SIZE = flags.DEFINE_integer("image_size", None, "Crop size (motion 32, paper 224).")
 _OPTIMIZER = flags.DEFINE_enum("optimizer", None, ["sgd", "adam"], "Optimizer.")
 _LR = flags.DEFINE_float("learning_rate", None, "Base learning rate.")
@@ -94,13 +100,13 @@ def main(argv):
     try:
         summary = training.train(config)
     except (training.TrainingError, FileNotFoundError) as error:
-        sys.exit(f"error: {error}")
+        console.fail(f"{error}")
     if summary.get("already_done"):
-        print(f"This run already finished ({summary['output_dir']}); pass --overwrite "
-              "to train again.")
+        console.info(f"train: this run already finished ({summary['output_dir']}); pass "
+                     "--overwrite to train again.")
     summary.pop("history", None)
     print(json.dumps(summary, indent=1))
 
 
 if __name__ == "__main__":
-    app.run(main)
+    console.run(main)
