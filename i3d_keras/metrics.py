@@ -102,10 +102,22 @@ _FEATURES_KEY = "features"
 # Distances
 # ----------------------------------------------------------------------------
 
+def _significant(values):
+    """Eigenvalues of a PSD matrix with those within rounding of zero set to 0.
+
+    The threshold is LAPACK's numerical-rank one, `d * eps * max |eigenvalue|`:
+    a square root turns rounding noise of 1e-14 into 1e-7, which summed over
+    the null space of a singular covariance (fewer videos than dimensions)
+    would keep FVD of a set with itself from 0.
+    """
+    tolerance = len(values) * np.finfo(np.float64).eps * np.abs(values).max(initial=0.0)
+    return np.where(values > tolerance, values, 0.0)
+
+
 def _symmetric_sqrt(matrix):
-    """The PSD square root of a symmetric matrix (negative rounding clipped)."""
+    """The PSD square root of a symmetric matrix (rounding below zero clipped)."""
     values, vectors = np.linalg.eigh((matrix + matrix.T) / 2)
-    return (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
+    return (vectors * np.sqrt(_significant(values))) @ vectors.T
 
 
 def frechet_distance(mu1, sigma1, mu2, sigma2):
@@ -115,9 +127,10 @@ def frechet_distance(mu1, sigma1, mu2, sigma2):
     (Dowson & Landau, 1982; FID: Heusel et al., NeurIPS 2017; FVD:
     Unterthiner et al., arXiv:1812.01717). The trace of `(S1 S2)^(1/2)` is
     computed as that of the symmetric `(S1^(1/2) S2 S1^(1/2))^(1/2)` (the same
-    eigenvalues), both square roots by eigendecompositions with rounding
-    below zero clipped: no complex residue, and well defined for singular
-    covariances (fewer samples than dimensions).
+    eigenvalues), both square roots by eigendecompositions whose eigenvalues
+    within rounding of zero (below `d * eps * the largest`) count as 0: no
+    complex residue, and a set's distance to itself is 0 to rounding also
+    with singular covariances (fewer videos than dimensions).
 
     Args:
         mu1, mu2: means `[d]`.
@@ -152,7 +165,7 @@ def frechet_distance(mu1, sigma1, mu2, sigma2):
     root1 = _symmetric_sqrt(sigma1)
     inner = root1 @ sigma2 @ root1
     eigenvalues = np.linalg.eigvalsh((inner + inner.T) / 2)
-    trace_sqrt = np.sqrt(np.clip(eigenvalues, 0, None)).sum()
+    trace_sqrt = np.sqrt(_significant(eigenvalues)).sum()
     diff = mu1 - mu2
     return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * trace_sqrt)
 
@@ -330,19 +343,19 @@ class FeatureStatistics:
                                     "(no such file)")
         try:
             with np.load(path, allow_pickle=False) as data:
-                keys = set(data.files)
-                if not {"mean", "covariance", "count"} <= keys:
-                    raise ValueError(
-                        f"Expected an FVD statistics file with 'mean', 'covariance' and "
-                        f"'count'. Received: '{path}' with arrays {sorted(keys)}")
-                mean = np.asarray(data["mean"], np.float64)
-                covariance = np.asarray(data["covariance"], np.float64)
-                count = int(data["count"])
-                features = data[_FEATURES_KEY] if _FEATURES_KEY in keys else None
-                metadata = json.loads(str(data["metadata"])) if "metadata" in keys else {}
-        except (OSError, EOFError, json.JSONDecodeError) as error:
+                arrays = {key: data[key] for key in data.files}
+            metadata = json.loads(str(arrays["metadata"])) if "metadata" in arrays else {}
+        except (OSError, EOFError, ValueError, AttributeError) as error:
+            # (np.load raises ValueError for pickles, AttributeError for non-archives)
             raise ValueError(f"Expected a readable .npz statistics file. Received: '{path}' "
                              f"({type(error).__name__}: {error})") from None
+        if not {"mean", "covariance", "count"} <= set(arrays):
+            raise ValueError(f"Expected an FVD statistics file with 'mean', 'covariance' and "
+                             f"'count'. Received: '{path}' with arrays {sorted(arrays)}")
+        mean = np.asarray(arrays["mean"], np.float64)
+        covariance = np.asarray(arrays["covariance"], np.float64)
+        count = int(arrays["count"])
+        features = arrays.get(_FEATURES_KEY)
         if mean.ndim != 1 or covariance.shape != (len(mean), len(mean)):
             raise ValueError(f"Expected mean [d] and covariance [d, d]. Received: shapes "
                              f"{mean.shape} and {covariance.shape} in '{path}'")
@@ -1019,9 +1032,16 @@ class _VideoDistanceMetric(keras.metrics.Metric):
                 "feature_dim": self.feature_dim}
 
 
+def _tf_significant(values):
+    """`_significant` in TensorFlow."""
+    size = tf.cast(tf.shape(values)[0], values.dtype)
+    tolerance = size * np.finfo(np.float64).eps * tf.reduce_max(tf.abs(values))
+    return tf.where(values > tolerance, values, tf.zeros_like(values))
+
+
 def _tf_sqrt_psd(matrix):
     values, vectors = tf.linalg.eigh((matrix + tf.transpose(matrix)) / 2)
-    return (vectors * tf.sqrt(tf.maximum(values, 0.0))) @ tf.transpose(vectors)
+    return (vectors * tf.sqrt(_tf_significant(values))) @ tf.transpose(vectors)
 
 
 class FrechetVideoDistance(_VideoDistanceMetric):
@@ -1109,7 +1129,7 @@ class FrechetVideoDistance(_VideoDistanceMetric):
         root1 = _tf_sqrt_psd(sigma1)
         inner = root1 @ sigma2 @ root1
         eigenvalues = tf.linalg.eigvalsh((inner + tf.transpose(inner)) / 2)
-        trace_sqrt = tf.reduce_sum(tf.sqrt(tf.maximum(eigenvalues, 0.0)))
+        trace_sqrt = tf.reduce_sum(tf.sqrt(_tf_significant(eigenvalues)))
         diff = mu1 - mu2
         distance = (tf.reduce_sum(diff * diff) + tf.linalg.trace(sigma1)
                     + tf.linalg.trace(sigma2) - 2.0 * trace_sqrt)
