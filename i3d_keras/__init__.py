@@ -68,11 +68,16 @@ _EXPORTS = {
     "motion_dataset": ["generate_motion_clips", "motion_datasets", "write_motion_dataset"],
     "training": ["TrainConfig", "train"],
     "export": ["export_saved_model", "export_tflite", "verify_tflite"],
+    "metrics": [
+        "FeatureStatistics", "FrechetVideoDistance", "KernelVideoDistance", "frechet_distance",
+        "kernel_distance", "load_fvd_model", "preprocess_videos", "video_distances",
+        "video_features",
+    ],
 }
 _SUBMODULES = [
     "baselines", "comparison", "console", "conversion", "convolution", "datasets", "evaluation", "export",
-    "flow", "inception_v1", "inference", "inflation", "input_pipeline", "layers", "model",
-    "motion_dataset", "preprocessing", "receptive_field", "records", "training", "video",
+    "flow", "inception_v1", "inference", "inflation", "input_pipeline", "layers", "metrics",
+    "model", "motion_dataset", "preprocessing", "receptive_field", "records", "training", "video",
     "weights",
 ]
 _OWNER = {name: module for module, names in _EXPORTS.items() for name in names}

@@ -25,22 +25,24 @@ floats in --value_range) or [N, 400] features, or a statistics file written by
 --save_stats (mean, covariance and features; KVD needs the features). Unreadable
 videos and videos shorter than --frames are reported and skipped.
 
-Exit status: 0 success; 1 some inputs failed (skipped videos, unusable data, a failed
+Results go to standard output (and --json), progress and messages to standard error;
+--verbose shows the libraries' own logs. Exit status: 0 success; 1 some inputs failed (skipped videos, unusable data, a failed
 download; a result is still written when both sets have 2 usable videos); 2 usage
 error (missing paths, unknown file kinds, bad flags, a statistics file computed with
 another protocol).
 """
 
 import json
-import os
 import sys
 import warnings
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from i3d_keras import console
+
+console.setup()  # before TensorFlow and OpenCV load: quiet unless --verbose
 
 import numpy as np  # noqa: E402
-from absl import app, flags  # noqa: E402
+from absl import flags  # noqa: E402
 
 _REAL = flags.DEFINE_string("real", None, "Real videos: a folder, .npy/.npz array or a "
                             "statistics .npz.")
@@ -81,15 +83,7 @@ class _InputError(Exception):
 
 
 def _say(message):
-    print(f"fvd: {message}", file=sys.stderr)
-
-
-def _parse_flags(argv):
-    try:
-        return flags.FLAGS(argv)
-    except flags.Error as error:
-        _say(f"error: {error} (see --help)")
-        sys.exit(2)
+    console.info(f"{console.program_name()}: {message}")
 
 
 def _value_range():
@@ -224,8 +218,8 @@ def main(argv):
             stats[role] = data
         else:
             if kind != "features":
-                print(f"{role}: encoding {data if kind == 'folder' else f'{len(data)} videos'}",
-                      file=sys.stderr)
+                console.info(f"{role}: encoding "
+                             f"{data if kind == 'folder' else console.plural(len(data), 'video')}")
                 try:
                     data = metrics.video_features(
                         data, model, frames=(_FRAMES.value if kind == "folder"
@@ -248,7 +242,8 @@ def main(argv):
         infos[role] = _describe(role, kind, dict(roles)[role], info, stats[role])
     if _SAVE_STATS.value:
         saved = stats["real"].save(Path(_SAVE_STATS.value).expanduser())
-        print(f"real statistics ({stats['real'].count} videos) written to {saved}")
+        console.info(f"real statistics ({console.plural(stats['real'].count, 'video')}) "
+                     f"written to {saved}")
     failed = sum(len(i.get("failed", [])) + len(i.get("too_short", [])) for i in infos.values())
     result = {"weights": weights, "precision": precision if model is None
               else metrics._model_precision(model), "image_size": _IMAGE_SIZE.value,
@@ -280,9 +275,11 @@ def main(argv):
     if _JSON.value:
         with open(Path(_JSON.value).expanduser(), "w") as f:
             json.dump(result, f, indent=1)
+    if _JSON.value:
+        console.info(f"results written to {_JSON.value}")
     if failed:
-        _say(f"{failed} input videos failed or were too short (skipped)")
-        sys.exit(1)
+        _say(f"{console.plural(failed, 'input video')} failed or were too short (skipped)")
+        sys.exit(console.EXIT_FAILED)
 
 
 def _run(argv):
@@ -291,11 +288,9 @@ def _run(argv):
         try:
             main(argv)
         except _UsageError as error:
-            _say(f"error: {error}")
-            sys.exit(2)
+            console.fail(str(error), console.EXIT_USAGE)
         except _InputError as error:
-            _say(f"error: {error}")
-            sys.exit(1)
+            console.fail(str(error), console.EXIT_FAILED)
         finally:
             seen = set()
             for warning in caught:
@@ -306,4 +301,4 @@ def _run(argv):
 
 
 if __name__ == "__main__":
-    app.run(_run, flags_parser=_parse_flags)
+    console.run(_run)
