@@ -469,7 +469,7 @@ def plot_history(history, path, title="training curves"):
                         label=("validation " if prefix else "training ") + metric)
         ax.set_xlabel("epoch")
         # Whole epochs only; one epoch gets room either side instead of 0.96 ... 1.04.
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
         if epochs:
             ax.set_xlim(min(epochs) - 0.5, max(epochs) + 0.5)
         ax.set_ylabel(metric)

@@ -241,3 +241,29 @@ def test_bfloat16_step_runs(tmp_path, rng):
     assert np.isfinite(summary["history"]["loss"][0])
     assert model.get_layer("Conv3d_1a_7x7_conv_3d").compute_dtype == "bfloat16"
     assert logits.dtype == "float32" and np.all(np.isfinite(logits))
+
+
+def test_progress_lines_and_integer_epoch_ticks(tmp_path, monkeypatch):
+    """Issue 21: the epoch line is a line of its own on stderr, no escape codes
+    into a file or pipe; a one-epoch plot has the tick 1, not 0.96 ... 1.04."""
+    import io
+
+    from i3d_keras import _plotting
+
+    stream = io.StringIO()  # not a terminal
+    progress = training.ProgressETA(1, stream=stream, steps=2)
+    progress.on_epoch_begin(0)
+    progress.on_train_batch_end(0, {"loss": 1.0})
+    progress.on_epoch_end(0, {"accuracy": 0.125, "loss": 2.0})
+    assert stream.getvalue().startswith("[epoch 1/1] accuracy=0.1250 loss=2.0000 | elapsed")
+    assert stream.getvalue().count("\n") == 1 and "\x1b" not in stream.getvalue()
+
+    plt = _plotting.pyplot()
+    close, figures = plt.close, []
+    monkeypatch.setattr(plt, "close", figures.append)
+    training.plot_history({"epoch": [0.0], "loss": [1.2], "accuracy": [0.3]},
+                          tmp_path / "curves.png")
+    for ax in figures[0].axes:
+        ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+        assert ticks == [1.0]
+    close(figures[0])
