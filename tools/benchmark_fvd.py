@@ -1,0 +1,93 @@
+"""Times FVD's feature extraction: seconds per clip, and for a whole FVD set.
+
+Reference: Unterthiner et al., "Towards Accurate Generative Models of Video: A New
+Metric & Challenges", arXiv:1812.01717 (2048 clips of 16 frames per set in the usual
+protocol). Times `i3d_keras.metrics.video_features`' work on random uint8 clips:
+the TF1 bilinear resize to 224x224, [-1, 1], and I3D up to its time-averaged logits,
+batch by batch after a warm-up batch (tracing). Reports the median seconds per clip
+over --repeats runs of --clips clips, and that median times --set_size.
+
+Usage:
+  python tools/benchmark_fvd.py                           # 4 clips of 16x224x224, float32
+  python tools/benchmark_fvd.py --clips 8 --batch_size 4 --repeats 5 --json fvd_speed.json
+  python tools/benchmark_fvd.py --mixed_precision         # the package's 'auto' policy
+
+The weights do not change the cost: random ones are used unless --weights is given.
+"""
+
+import json
+import platform
+
+from i3d_keras import console
+
+console.setup()  # before TensorFlow loads: quiet unless --verbose
+
+from absl import flags  # noqa: E402
+
+_CLIPS = flags.DEFINE_integer("clips", 4, "Clips per timed run.")
+_FRAMES = flags.DEFINE_integer("frames", 16, "Frames per clip.")
+_INPUT_SIZE = flags.DEFINE_integer("input_size", 224, "Frame size before the resize to 224.")
+_BATCH = flags.DEFINE_integer("batch_size", 1, "Clips per forward pass.")
+_REPEATS = flags.DEFINE_integer("repeats", 3, "Timed runs (median).")
+_SET_SIZE = flags.DEFINE_integer("set_size", 2048, "Clips of the extrapolated FVD set.")
+_MIXED = flags.DEFINE_bool("mixed_precision", False, "The package's 'auto' precision (mixed "
+                           "float16 with a GPU, float32 on CPUs).")
+_WEIGHTS = flags.DEFINE_string("weights", "random", "Weights (see tools/fvd.py --weights).")
+_JSON = flags.DEFINE_string("json", None, "Also write the results to this JSON file.")
+
+
+def _cpu_name():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def main(argv):
+    if len(argv) > 1:
+        console.fail(f"unexpected arguments {argv[1:]}")
+    for name in ("clips", "frames", "input_size", "batch_size", "repeats", "set_size"):
+        if flags.FLAGS[name].value < 1:
+            console.fail(f"--{name} must be >= 1. Received: {flags.FLAGS[name].value}")
+
+    import os  # noqa: PLC0415
+    import warnings  # noqa: PLC0415
+
+    import tensorflow as tf  # noqa: PLC0415
+
+    from i3d_keras import metrics  # noqa: PLC0415
+
+    precision = "auto" if _MIXED.value else "float32"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # random weights: no FVD is computed here
+            model = metrics.load_fvd_model(_WEIGHTS.value, precision=precision)
+    except (FileNotFoundError, ValueError) as error:
+        console.fail(f"--weights: {error}")
+    except OSError as error:
+        console.fail(str(error), console.EXIT_FAILED)
+    console.info(f"timing {console.plural(_CLIPS.value, 'clip')} of {_FRAMES.value}x"
+                 f"{_INPUT_SIZE.value}x{_INPUT_SIZE.value}, {_REPEATS.value} runs ...")
+    result = metrics.benchmark_video_features(
+        model, clips=_CLIPS.value, frames=_FRAMES.value, input_size=_INPUT_SIZE.value,
+        batch_size=_BATCH.value, repeats=_REPEATS.value, set_size=_SET_SIZE.value)
+    gpus = tf.config.list_physical_devices("GPU")
+    result.update(cpu=_cpu_name(), cpu_cores=len(os.sched_getaffinity(0)),
+                  gpus=[g.name for g in gpus], weights=_WEIGHTS.value)
+    minutes = result["set_seconds"] / 60
+    print(f"features: {result['seconds_per_clip']:.3f} s per clip (median of "
+          f"{', '.join(f'{r:.3f}' for r in result['runs'])}); {result['set_size']} clips: "
+          f"{minutes:.1f} min per set; {result['precision']}, batch {result['batch_size']}, "
+          f"{result['frames']}x{result['input_size']}x{result['input_size']} -> 224x224; "
+          f"{result['cpu']} ({result['cpu_cores']} cores){', GPU' if gpus else ''}")
+    if _JSON.value:
+        with open(_JSON.value, "w") as f:
+            json.dump(result, f, indent=1)
+
+
+if __name__ == "__main__":
+    console.run(main)
