@@ -23,9 +23,15 @@ see `onednn_enabled`), the gradients differ: oneDNN's 3D input-gradient and
 strided kernel-gradient kernels are fast, and the kernel gradients of the
 stride-1 layers are `kh * kw` matrix products (`_conv2d_with_onednn_gradients`).
 
+oneDNN's 3D backward kernels are defective on CPUs with AVX-512 (crashes,
+NaN or wrong values for temporally strided convolutions on short clips, such
+as I3D's stem on 5 or 7 frames; see `onednn_backward_defect`): there, and only
+there, the gradients come from TensorFlow's 2D kernels instead.
+
 The result is the same convolution up to float rounding (summation order):
-`tests/test_convolution.py` checks outputs and gradients against
-`tf.nn.conv3d` within 1e-5 relative to the output's scale. Every op is a LiteRT
+`tests/test_convolution.py` checks outputs and gradients against the float64
+convolution (TensorFlow's Eigen kernels) within 1e-5 relative to the output's
+scale. Every op is a LiteRT
 builtin (`PAD`, `SLICE`/`STRIDED_SLICE`, `CONCATENATION`, `RESHAPE`,
 `CONV_2D`, `FULLY_CONNECTED`).
 
@@ -38,6 +44,8 @@ import functools
 import os
 
 import tensorflow as tf
+
+from i3d_keras import hardware
 
 IMPLEMENTATIONS = ("auto", "conv3d", "conv2d")
 
@@ -257,6 +265,97 @@ def onednn_enabled():
         return os.environ.get("TF_ENABLE_ONEDNN_OPTS", "").lower() in ("1", "true")
 
 
+def onednn_defect_possible():
+    """Whether this process runs oneDNN's AVX-512 kernels (the defective ones).
+
+    True when oneDNN is on (`onednn_enabled`) and the CPU has AVX-512 (read
+    from the OS at run time, `i3d_keras.hardware.cpu_info`). On AVX2-only CPUs
+    oneDNN runs other kernels, which a sweep found correct (see
+    `onednn_backward_defect`).
+    """
+    return onednn_enabled() and hardware.cpu_info().avx512
+
+
+def onednn_backward_defect(time, kernel_size, strides):
+    """Whether oneDNN's 3D gradient kernels may fail for this convolution here.
+
+    TensorFlow 2.21's oneDNN (3.7) computes wrong gradients for some
+    temporally strided 3D convolutions of short clips on AVX-512 CPUs:
+    measured on a 2-core Xeon with AVX-512 and AMX, TensorFlow's own Conv3D
+    gradient (`Conv3DBackpropInputV2` / `Conv3DBackpropFilterV2`, float32),
+    7x7x7 kernel, stride 2, "SAME": 7 frames gave NaN or errors up to 1e32 at
+    every frame size tried (13-32 pixels), 5 frames killed the process (heap
+    corruption); 4, 8, 9 and 16 frames were right (a sweep of 300 shapes
+    against float64), 3 and 12 finite; 3x3x3 kernels with stride 2 and all
+    stride-1 kernels were right. The same shapes are right with oneDNN's AVX2
+    kernels (AMD EPYC, clips of 1-13 frames; `python tools/doctor.py --sweep`)
+    and with TensorFlow's Eigen kernels.
+
+    The region routed away from those kernels contains every failure seen and
+    the untested lengths around them: a temporal stride above 1 and a clip no
+    longer than the temporal kernel (no output's window then lies inside the
+    clip; for I3D's stem, clips of at most 7 frames). Longer clips, the usual
+    case, keep the fast kernels.
+
+    Args:
+        time: the input's frame count: a Python int, or a scalar tensor where
+            it is unknown when the graph is traced.
+        kernel_size: `(kt, kh, kw)`.
+        strides: `(st, sh, sw)`.
+
+    Returns:
+        `False` where the fast kernels are safe (always on CPUs without
+        AVX-512 or without oneDNN), `True` where they are not, or a boolean
+        scalar tensor, decided at run time, for an unknown frame count.
+    """
+    if strides[0] == 1 or not onednn_defect_possible():
+        return False
+    return time <= kernel_size[0]
+
+
+def _gradients_2d(x, kernel, dy, strides, padding):
+    """The 2D formulation's gradients by TensorFlow's own 2D gradient kernels.
+
+    `Conv2DBackpropInput` and `Conv2DBackpropFilter` on the time-tap tensor
+    (the kernels every 2D network trains with), then the gradient of the taps'
+    slices: slower than the 3D kernels for I3D's stem, correct where those
+    are not (`onednn_backward_defect`).
+    """
+    with tf.GradientTape() as tape:
+        tape.watch([x, kernel])
+        y = _taps_conv2d(x, kernel, strides, padding, _plain_conv2d)[0]
+    return tuple(tape.gradient(y, [x, kernel], output_gradients=dy))
+
+
+def _select_gradients(defect, safe, fast):
+    """`safe()` where `defect` (a Python or tensor boolean), else `fast()`."""
+    if isinstance(defect, bool):
+        return safe() if defect else fast()
+    return tf.cond(defect, safe, fast)
+
+
+def _native_conv3d_guarded(x, kernel, strides, padding, defect):
+    """`tf.nn.conv3d` whose gradients avoid oneDNN's defect (`defect` not False)."""
+    strides3d, pad = [1, *strides, 1], padding.upper()
+
+    @tf.custom_gradient
+    def conv(x, kernel):
+        def grad(dy):
+            def native():
+                return (tf.raw_ops.Conv3DBackpropInputV2(
+                            input_sizes=tf.shape(x), filter=kernel, out_backprop=dy,
+                            strides=strides3d, padding=pad),
+                        tf.raw_ops.Conv3DBackpropFilterV2(
+                            input=x, filter_sizes=kernel.shape, out_backprop=dy,
+                            strides=strides3d, padding=pad))
+            return _select_gradients(
+                defect, lambda: _gradients_2d(x, kernel, dy, strides, padding), native)
+
+        return tf.nn.conv3d(x, kernel, strides3d, pad), grad
+
+    return conv(x, kernel)
+
+
 def _kernel_gradient_by_matmuls(x, dy, kernel_shape):
     """Kernel gradient of a stride-1 "SAME" 2D convolution with an odd kernel.
 
@@ -293,7 +392,7 @@ def _kernel3d(kernel2d, kernel_shape):
     return tf.transpose(tf.reshape(kernel2d, [kh, kw, kt, c_in, c_out]), [2, 0, 1, 3, 4])
 
 
-def _conv2d_with_onednn_gradients(x, kernel, strides, padding):
+def _conv2d_with_onednn_gradients(x, kernel, strides, padding, defect=False):
     """The 2D formulation's forward pass, with the gradients fastest under oneDNN.
 
     oneDNN's own 3D gradient kernels beat the 2D formulation's there: the
@@ -304,6 +403,8 @@ def _conv2d_with_onednn_gradients(x, kernel, strides, padding):
     taps. The training step ran in 3.09 s against 3.40 s with the 2D
     formulation's gradients (interleaved A/B, medians of 8, project's CPU).
     The forward pass, and so inference and exported graphs, is unchanged.
+    Where `defect` (`onednn_backward_defect`: a Python or tensor boolean), the
+    gradients come from `_gradients_2d` instead.
     """
     strides3d, pad = [1, *strides, 1], padding.upper()
     kernel_by_matmuls = _fast_input_gradient_applies(kernel.shape[:3], strides, padding)
@@ -312,7 +413,7 @@ def _conv2d_with_onednn_gradients(x, kernel, strides, padding):
     def conv(x, kernel):
         y, flat_taps, kernel2d = _taps_conv2d(x, kernel, strides, padding, _plain_conv2d)
 
-        def grad(dy):
+        def fast_gradients(dy):
             # Pruned from the graph where nothing needs it (the stem's input).
             dx = tf.raw_ops.Conv3DBackpropInputV2(
                 input_sizes=tf.shape(x), filter=kernel, out_backprop=dy, strides=strides3d,
@@ -325,6 +426,11 @@ def _conv2d_with_onednn_gradients(x, kernel, strides, padding):
                     input=x, filter_sizes=kernel.shape, out_backprop=dy, strides=strides3d,
                     padding=pad)
             return dx, dkernel
+
+        def grad(dy):
+            return _select_gradients(
+                defect, lambda: _gradients_2d(x, kernel, dy, strides, padding),
+                lambda: fast_gradients(dy))
 
         return y, grad
 
@@ -372,15 +478,23 @@ def conv3d(x, kernel, strides=(1, 1, 1), padding="same", implementation="auto"):
     if padding not in ("same", "valid"):
         raise ValueError(f"`padding` must be 'same' or 'valid'. Received: padding={padding!r}")
     strides = tuple(int(s) for s in strides)
+    x = tf.convert_to_tensor(x)
+    kernel = tf.convert_to_tensor(kernel)
+    pointwise = tuple(kernel.shape[:3]) == (1, 1, 1)
+    # oneDNN's 3D gradient kernels serve both implementations on the CPU
+    # (not the 2D formulation's pointwise matmuls; not a GPU's cuDNN).
+    defect = (not pointwise and None not in kernel.shape[:3]
+              and onednn_backward_defect(dimension(x, 1), kernel.shape[:3], strides))
     if resolve_implementation(implementation) == "conv3d":
-        return tf.nn.conv3d(x, kernel, [1, *strides, 1], padding.upper())
+        if defect is False or tf.config.list_logical_devices("GPU"):
+            return tf.nn.conv3d(x, kernel, [1, *strides, 1], padding.upper())
+        return _native_conv3d_guarded(x, tf.cast(kernel, x.dtype), strides, padding, defect)
     if None in kernel.shape:
         raise ValueError(f"The 2D formulation needs a static kernel shape. "
                          f"Received: kernel.shape={kernel.shape}")
-    x = tf.convert_to_tensor(x)
-    kernel = tf.cast(tf.convert_to_tensor(kernel), x.dtype)
-    if onednn_enabled() and tuple(kernel.shape[:3]) != (1, 1, 1):
-        y = _conv2d_with_onednn_gradients(x, kernel, strides, padding)
+    kernel = tf.cast(kernel, x.dtype)
+    if onednn_enabled() and not pointwise:
+        y = _conv2d_with_onednn_gradients(x, kernel, strides, padding, defect)
     elif _fast_input_gradient_applies(kernel.shape[:3], strides, padding):
         y = _same_conv_with_fast_input_gradient(x, kernel)
     else:
@@ -400,4 +514,5 @@ def output_shape(input_shape, kernel_shape, strides, padding):
     return tf.TensorShape([input_shape[0], *dims, kernel_shape[-1]])
 
 
-__all__ = ["IMPLEMENTATIONS", "conv3d", "onednn_enabled", "resolve_implementation"]
+__all__ = ["IMPLEMENTATIONS", "conv3d", "onednn_backward_defect", "onednn_defect_possible",
+           "onednn_enabled", "resolve_implementation"]
