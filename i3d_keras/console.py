@@ -308,7 +308,8 @@ def _verbose_in_argv(argv: List[str]) -> Optional[bool]:
     return value
 
 
-def setup(argv: Optional[List[str]] = None, verbose: Optional[bool] = None) -> bool:
+def setup(argv: Optional[List[str]] = None, verbose: Optional[bool] = None,
+          force: bool = False) -> bool:
     """Makes a tool quiet (or, with `--verbose`, not): call it first.
 
     Defines the `--verbose` flag (`-v` is accepted for it; absl's own
@@ -316,24 +317,30 @@ def setup(argv: Optional[List[str]] = None, verbose: Optional[bool] = None) -> b
     `sys.argv`, rewritten in place for `-v`), and sets the environment that
     TensorFlow, OpenCV and worker processes read when they start.
 
+    Only a tool run as a script is set up: called from a module imported by
+    other code (a test importing a tool), it changes nothing unless `force`.
+
     Args:
         argv: the command line (default `sys.argv`).
         verbose: overrides the command line.
+        force: set up even when not called from `__main__`.
 
     Returns:
         Whether the tool runs verbose.
     """
+    from absl import flags  # noqa: PLC0415 (light: no TensorFlow)
+
+    if "verbose" not in flags.FLAGS:
+        flags.DEFINE_bool("verbose", False, "Show everything the libraries print (TensorFlow's "
+                          "start-up and INFO logs, OpenCV and FFmpeg warnings); -v for short.")
+    if not force and sys._getframe(1).f_globals.get("__name__") != "__main__":  # noqa: SLF001
+        return is_verbose()  # a tool imported as a module (e.g. by a test) changes nothing
     argv = sys.argv if argv is None else argv
     in_argv = _verbose_in_argv(argv)
     argv[:] = [a if a != "-v" else "--verbose" for a in argv]
     if verbose is None:
         verbose = in_argv if in_argv is not None else \
             os.environ.get(VERBOSE_ENV, "") not in ("", "0")
-    from absl import flags  # noqa: PLC0415 (light: no TensorFlow)
-
-    if "verbose" not in flags.FLAGS:
-        flags.DEFINE_bool("verbose", False, "Show everything the libraries print (TensorFlow's "
-                          "start-up and INFO logs, OpenCV and FFmpeg warnings); -v for short.")
     if _state["mode"] != "library":  # called twice: keep the first set-up
         return _state["mode"] == "verbose"
     if verbose:

@@ -199,7 +199,7 @@ def test_cli_user_mistakes_exit_cleanly(args, message, tmp_path):
         [sys.executable, str(TOOL), *args], capture_output=True, text=True, timeout=120,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
-    assert result.returncode == 1
+    assert result.returncode == 2  # a usage error, in every tool (README, "Tools")
     assert message in result.stderr
     assert "Traceback" not in result.stderr
 

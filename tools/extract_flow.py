@@ -72,7 +72,7 @@ def main(argv):
                           short_side=_SHORT_SIDE.value, overwrite=_OVERWRITE.value)
     print(f"Flow ({_METHOD.value}): {len(report['converted'])} computed, "
           f"{len(report['skipped'])} already done, {len(report['failed'])} failed "
-          f"of {len(videos)} videos; outputs in {_OUTPUT.value}")
+          f"of {console.plural(len(videos), 'video')}; outputs in {_OUTPUT.value}")
     for video, reason in report["failed"]:
         print(f"  failed: {video}: {reason}")
     if videos and not report["converted"] and not report["skipped"]:
