@@ -488,6 +488,13 @@ def test_tool_end_to_end(shared_data, tfhub_module, tmp_path, rng):
     second = json.loads((tmp_path / "again.json").read_text())
     assert second["fvd"] == pytest.approx(result["fvd"], rel=1e-6)
     assert second["kvd"] == pytest.approx(result["kvd"], rel=1e-5)
+    # Two statistics files: their own protocol, no model; a set against itself is 0.
+    both = _tool(f"--real={tmp_path / 'real.npz'}", f"--generated={tmp_path / 'real.npz'}",
+                 f"--json={tmp_path / 'both.json'}", cwd=tmp_path)
+    assert both.returncode == 0, both.stderr[-3000:]
+    third = json.loads((tmp_path / "both.json").read_text())
+    assert abs(third["fvd"]) <= 1e-6 and third["image_size"] == SIZE
+    assert third["weights"] == str(weights)
     # A statistics file of another protocol is refused.
     other = _tool(f"--weights={weights}", "--frames=16", f"--image_size={SIZE}",
                   f"--real={tmp_path / 'real.npz'}", f"--generated={videos}", cwd=tmp_path)
@@ -509,7 +516,7 @@ def test_tool_bad_inputs(shared_data, tmp_path, rng):
     assert run.returncode == 1, run.stderr[-3000:]
     assert "FVD: " in run.stdout and "N: real 2, generated 2" in run.stdout
     assert "skipped" in run.stderr and "broken.mp4" in run.stderr
-    assert "1 input videos failed or were too short" in run.stderr
+    assert "skipped 1 input video (unreadable, or shorter than the clip length)" in run.stderr
     usage = [
         ([f"--real={tmp_path / 'nowhere'}", f"--generated={folder}"], "no such file or folder"),
         ([f"--real={tmp_path / 'image.npy'}", f"--generated={folder}"], "Received: shape"),

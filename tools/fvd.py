@@ -141,18 +141,19 @@ def _expected_clip_length(kind, data):
     return None
 
 
-def _check_protocol(stats, role, clip_length, weights):
-    wanted = {"clip_length": clip_length, "image_size": [_IMAGE_SIZE.value] * 2,
-              "resize": _RESIZE.value}
+def _check_protocol(stats, role, wanted, against):
+    """A usage error when `stats` were computed otherwise than `wanted` (the
+    protocol of this run, or of the other statistics file); a warning for weights."""
     meta = stats.metadata
-    differ = [f"{key}: file {meta[key]}, this run {wanted[key]}" for key in _PROTOCOL_KEYS
-              if key in meta and wanted[key] is not None and meta[key] != wanted[key]]
+    differ = [f"{key}: file {meta[key]}, {against} {wanted[key]}" for key in _PROTOCOL_KEYS
+              if meta.get(key) is not None and wanted.get(key) is not None
+              and meta[key] != wanted[key]]
     if differ:
         raise _UsageError(f"--{role}: the statistics were computed with another protocol "
                           f"({'; '.join(differ)}); FVDs across protocols are not comparable")
-    if meta.get("weights") not in (None, weights):
+    if meta.get("weights") not in (None, wanted.get("weights")):
         _say(f"warning: --{role} statistics were computed with weights {meta['weights']!r}, "
-             f"this run uses {weights!r}")
+             f"{against} {wanted.get('weights')!r}")
 
 
 def _describe(role, kind, spec, info, stats):
@@ -184,6 +185,7 @@ def main(argv):
         if path and not Path(path).expanduser().resolve().parent.is_dir():
             raise _UsageError(f"the folder of an output file does not exist. Received: {path}")
     value_range = _value_range()
+    image_size, resize = _IMAGE_SIZE.value, _RESIZE.value
     roles = [("real", _REAL.value)] + ([("generated", _GENERATED.value)]
                                        if _GENERATED.value else [])
     inputs = {role: _load(spec, role) for role, spec in roles}
@@ -192,12 +194,22 @@ def main(argv):
                           "already a statistics file")
     precision = "auto" if _MIXED.value else "float32"
     weights = _WEIGHTS.value
-    for role, (kind, data) in inputs.items():
-        if kind == "stats":
-            other = [k for r, (k, d) in inputs.items() if r != role]
-            other_data = [d for r, (k, d) in inputs.items() if r != role]
-            clip = _expected_clip_length(other[0], other_data[0]) if other else None
-            _check_protocol(data, role, clip, weights)
+    kinds = {role: kind for role, (kind, _) in inputs.items()}
+    if list(kinds.values()) == ["stats", "stats"]:
+        # Nothing is encoded: the files' own protocol, the same in both.
+        real_meta = inputs["real"][1].metadata
+        _check_protocol(inputs["generated"][1], "generated", real_meta, "--real")
+        weights = real_meta.get("weights", "unknown")
+        image_size = (real_meta.get("image_size") or [image_size])[0]
+        resize = real_meta.get("resize", resize)
+    else:
+        for role, (kind, data) in inputs.items():
+            if kind == "stats":
+                other_kind, other_data = next(v for r, v in inputs.items() if r != role)
+                wanted = {"clip_length": _expected_clip_length(other_kind, other_data),
+                          "image_size": [image_size] * 2, "resize": resize,
+                          "weights": weights}
+                _check_protocol(data, role, wanted, "this run")
 
     from i3d_keras import metrics  # noqa: PLC0415 (TensorFlow)
 
@@ -218,21 +230,21 @@ def main(argv):
             stats[role] = data
         else:
             if kind != "features":
-                console.info(f"{role}: encoding "
-                             f"{data if kind == 'folder' else console.plural(len(data), 'video')}")
+                _say(f"encoding the {role} set: "
+                     f"{data if kind == 'folder' else console.plural(len(data), 'video')}")
                 try:
                     data = metrics.video_features(
                         data, model, frames=(_FRAMES.value if kind == "folder"
                                              or flags.FLAGS["frames"].present else None),
-                        batch_size=_BATCH.value, image_size=_IMAGE_SIZE.value,
-                        resize=_RESIZE.value, value_range=value_range, fps=_FPS.value,
+                        batch_size=_BATCH.value, image_size=image_size,
+                        resize=resize, value_range=value_range, fps=_FPS.value,
                         report=info)
                 except ValueError as error:
                     raise _InputError(f"--{role}: {error}") from None
                 for name, reason in info["failed"] + info["too_short"]:
                     _say(f"skipped {name}: {reason}")
             meta = {"clip_length": info.get("clip_length"),
-                    "image_size": [_IMAGE_SIZE.value] * 2, "resize": _RESIZE.value,
+                    "image_size": [image_size] * 2, "resize": resize,
                     "weights": weights, "precision": info.get("precision"),
                     "source": str(_REAL.value if role == "real" else _GENERATED.value)}
             try:
@@ -242,12 +254,13 @@ def main(argv):
         infos[role] = _describe(role, kind, dict(roles)[role], info, stats[role])
     if _SAVE_STATS.value:
         saved = stats["real"].save(Path(_SAVE_STATS.value).expanduser())
-        console.info(f"real statistics ({console.plural(stats['real'].count, 'video')}) "
-                     f"written to {saved}")
+        _say(f"real statistics ({console.plural(stats['real'].count, 'video')}) written to "
+             f"{saved}")
     failed = sum(len(i.get("failed", [])) + len(i.get("too_short", [])) for i in infos.values())
-    result = {"weights": weights, "precision": precision if model is None
-              else metrics._model_precision(model), "image_size": _IMAGE_SIZE.value,
-              "resize": _RESIZE.value, **{role: infos[role] for role in infos}}
+    used = [i["precision"] for i in infos.values() if i.get("precision")]
+    result = {"weights": weights, "precision": used[0] if used else precision,
+              "image_size": image_size,
+              "resize": resize, **{role: infos[role] for role in infos}}
     if "generated" in stats:
         real, generated = stats["real"], stats["generated"]
         if real.mean.shape != generated.mean.shape:
@@ -270,15 +283,16 @@ def main(argv):
             print(f"KVD: {result['kvd']:.6f}")
         print(f"N: real {real.count}, generated {generated.count}; clip length: "
               f"{'/'.join(str(c) for c in sorted(clips, key=str))} frames; "
-              f"{_IMAGE_SIZE.value}x{_IMAGE_SIZE.value} ({_RESIZE.value} resize); weights: "
+              f"{image_size}x{image_size} ({resize} resize); weights: "
               f"{weights}; precision: {result['precision']}")
     if _JSON.value:
         with open(Path(_JSON.value).expanduser(), "w") as f:
             json.dump(result, f, indent=1)
     if _JSON.value:
-        console.info(f"results written to {_JSON.value}")
+        _say(f"results written to {_JSON.value}")
     if failed:
-        _say(f"{console.plural(failed, 'input video')} failed or were too short (skipped)")
+        _say(f"skipped {console.plural(failed, 'input video')} (unreadable, or shorter than "
+             "the clip length)")
         sys.exit(console.EXIT_FAILED)
 
 
