@@ -601,12 +601,12 @@ class _Video:
 
 
 def _check_video_values(video, value_range, name, warned):
-    if video.dtype == np.uint8 or video.dtype == np.bool_:
-        if value_range != (0.0, 255.0) and video.dtype == np.uint8:
+    if video.dtype == np.uint8:
+        if value_range != (0.0, 255.0):
             raise ValueError(f"uint8 videos hold values in [0, 255]. Received: "
                              f"value_range={value_range} for {name}")
         return
-    if not np.issubdtype(video.dtype, np.number):
+    if not np.issubdtype(video.dtype, np.number) or np.issubdtype(video.dtype, np.complexfloating):
         raise ValueError(f"Expected uint8 or float videos. Received: dtype {video.dtype} "
                          f"for {name}")
     low, high = value_range

@@ -26,10 +26,10 @@ floats in --value_range) or [N, 400] features, or a statistics file written by
 videos and videos shorter than --frames are reported and skipped.
 
 Results go to standard output (and --json), progress and messages to standard error;
---verbose shows the libraries' own logs. Exit status: 0 success; 1 some inputs failed (skipped videos, unusable data, a failed
-download; a result is still written when both sets have 2 usable videos); 2 usage
-error (missing paths, unknown file kinds, bad flags, a statistics file computed with
-another protocol).
+--verbose shows the libraries' own logs. Exit status: 0 success; 1 some inputs failed
+(skipped videos, unusable data, a failed download; a result is still written when both
+sets have 2 usable videos); 2 usage error (missing paths, unknown file kinds, bad flags,
+a statistics file computed with another protocol).
 """
 
 import json
