@@ -265,14 +265,28 @@ def onednn_enabled():
         return os.environ.get("TF_ENABLE_ONEDNN_OPTS", "").lower() in ("1", "true")
 
 
+# "auto" (default): route around oneDNN's defect where its AVX-512 kernels
+# run; "on": on any CPU (e.g. to test that path, or on a CPU with a defect
+# not yet known); "off": never.
+WORKAROUND_ENV = "I3D_KERAS_ONEDNN_WORKAROUND"
+
+
 def onednn_defect_possible():
     """Whether this process runs oneDNN's AVX-512 kernels (the defective ones).
 
     True when oneDNN is on (`onednn_enabled`) and the CPU has AVX-512 (read
     from the OS at run time, `i3d_keras.hardware.cpu_info`). On AVX2-only CPUs
     oneDNN runs other kernels, which a sweep found correct (see
-    `onednn_backward_defect`).
+    `onednn_backward_defect`). The environment variable
+    `I3D_KERAS_ONEDNN_WORKAROUND` overrides it: `on` (always) or `off`
+    (never); `auto` or unset decides by the CPU.
     """
+    setting = os.environ.get(WORKAROUND_ENV, "auto").strip().lower() or "auto"
+    if setting not in ("auto", "on", "off"):
+        raise ValueError(f"{WORKAROUND_ENV} must be 'auto', 'on' or 'off'. "
+                         f"Received: {WORKAROUND_ENV}={setting!r}")
+    if setting != "auto":
+        return setting == "on"
     return onednn_enabled() and hardware.cpu_info().avx512
 
 
@@ -514,5 +528,5 @@ def output_shape(input_shape, kernel_shape, strides, padding):
     return tf.TensorShape([input_shape[0], *dims, kernel_shape[-1]])
 
 
-__all__ = ["IMPLEMENTATIONS", "conv3d", "onednn_backward_defect", "onednn_defect_possible",
-           "onednn_enabled", "resolve_implementation"]
+__all__ = ["IMPLEMENTATIONS", "WORKAROUND_ENV", "conv3d", "onednn_backward_defect",
+           "onednn_defect_possible", "onednn_enabled", "resolve_implementation"]

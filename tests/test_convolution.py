@@ -1,4 +1,10 @@
-"""Tests for i3d_keras.convolution: the 2D formulation equals tf.nn.conv3d."""
+"""Tests for i3d_keras.convolution: the 2D formulation equals the float64
+convolution, and the gradients avoid oneDNN's AVX-512 defect (issue 17).
+
+References are TensorFlow's float64 `tf.nn.conv3d` and its gradients, which
+run on TensorFlow's Eigen kernels (oneDNN has no float64 kernels), never its
+float32 kernels: those are what may be defective.
+"""
 
 import os
 import subprocess
@@ -8,7 +14,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from i3d_keras import convolution
+from i3d_keras import convolution, diagnostics
 
 # (input shape, kernel shape, strides, padding): I3D's layers (stem 7x7x7 with
 # stride 2 on even and odd lengths, 3x3x3, 1x1x1) and the other cases the
@@ -37,7 +43,21 @@ CASES = [
 
 
 def _relative_error(got, expected):
+    got, expected = np.asarray(got, np.float64), np.asarray(expected, np.float64)
     return float(np.max(np.abs(got - expected)) / np.max(np.abs(expected)))
+
+
+def _in_defect_region(x_shape, kernel_shape, strides):
+    # Where oneDNN's AVX-512 gradients crashed or were wrong (issue 17): such
+    # cases run in child processes (test_defect_shapes_in_child_processes).
+    return strides[0] > 1 and x_shape[1] <= kernel_shape[0]
+
+
+def _float64_reference(x, kernel, strides, padding):
+    """Output and gradients of TensorFlow's float64 convolution (Eigen)."""
+    return _outputs_and_gradients(
+        lambda a, k: tf.nn.conv3d(a, k, [1, *strides, 1], padding.upper()),
+        tf.cast(x, tf.float64), tf.cast(kernel, tf.float64))
 
 
 def _outputs_and_gradients(fn, x, kernel):
@@ -53,12 +73,12 @@ def _outputs_and_gradients(fn, x, kernel):
     return y, dx, dkernel
 
 
-@pytest.mark.parametrize("x_shape,kernel_shape,strides,padding", CASES)
+@pytest.mark.parametrize("x_shape,kernel_shape,strides,padding",
+                         [c for c in CASES if not _in_defect_region(*c[:3])])
 def test_conv2d_formulation_equals_conv3d(rng, x_shape, kernel_shape, strides, padding):
     x = tf.constant(rng.normal(size=x_shape).astype("float32"))
     kernel = tf.constant(rng.normal(size=kernel_shape).astype("float32"))
-    expected = _outputs_and_gradients(
-        lambda a, k: tf.nn.conv3d(a, k, [1, *strides, 1], padding.upper()), x, kernel)
+    expected = _float64_reference(x, kernel, strides, padding)
     got = _outputs_and_gradients(
         lambda a, k: convolution.conv3d(a, k, strides, padding, "conv2d"), x, kernel)
     for name, g, e in zip(("output", "input gradient", "kernel gradient"), got, expected):
@@ -76,7 +96,8 @@ def test_unknown_dimensions_in_graph(rng, x_shape, kernel_shape, strides, paddin
         lambda a: convolution.conv3d(a, kernel, strides, padding, "conv2d"),
         input_signature=[tf.TensorSpec([None, None, None, None, x_shape[-1]])])
     x = rng.normal(size=x_shape).astype("float32")
-    expected = tf.nn.conv3d(x, kernel, [1, *strides, 1], padding.upper()).numpy()
+    expected = tf.nn.conv3d(x.astype("float64"), tf.cast(kernel, tf.float64), [1, *strides, 1],
+                            padding.upper()).numpy()
     got = fn(x).numpy()
     assert got.shape == expected.shape
     assert _relative_error(got, expected) < 1e-5
@@ -85,7 +106,7 @@ def test_unknown_dimensions_in_graph(rng, x_shape, kernel_shape, strides, paddin
     assert static.as_list() == [None, None, None, None, kernel_shape[-1]]
 
 
-@pytest.mark.parametrize("case", [1, 11, 15])
+@pytest.mark.parametrize("case", [0, 11, 15])
 def test_gradients_with_unknown_dimensions_in_graph(rng, case):
     # Spatially strided kernels take their kernel gradient from a dilated
     # convolution whose padding is computed at run time here.
@@ -98,8 +119,7 @@ def test_gradients_with_unknown_dimensions_in_graph(rng, case):
         input_signature=[tf.TensorSpec([None] * 4 + [x_shape[-1]]),
                          tf.TensorSpec(kernel_shape)])
     got = fn(x, kernel)
-    expected = _outputs_and_gradients(
-        lambda a, k: tf.nn.conv3d(a, k, [1, *strides, 1], padding.upper()), x, kernel)
+    expected = _float64_reference(x, kernel, strides, padding)
     for name, g, e in zip(("output", "input gradient", "kernel gradient"), got, expected):
         assert g.shape == e.shape, name
         assert _relative_error(g.numpy(), e.numpy()) < 1e-5, name
@@ -124,8 +144,7 @@ def test_gradients_of_both_paths(rng, monkeypatch, case, onednn_gradients, unkno
     shape = [None] * 4 + [x_shape[-1]] if unknown_dims else x_shape
     got = tf.function(conv2d_formulation, input_signature=[
         tf.TensorSpec(shape), tf.TensorSpec(kernel_shape)])(x, kernel)
-    expected = _outputs_and_gradients(
-        lambda a, k: tf.nn.conv3d(a, k, [1, *strides, 1], padding.upper()), x, kernel)
+    expected = _float64_reference(x, kernel, strides, padding)
     for name, g, e in zip(("output", "input gradient", "kernel gradient"), got, expected):
         assert g.shape == e.shape, name
         assert _relative_error(g.numpy(), e.numpy()) < 1e-5, name
@@ -172,7 +191,8 @@ def test_under_xla_with_unknown_batch(rng):
     x = tf.constant(rng.normal(size=(3, 6, 10, 10, 4)).astype("float32"))
     y, dx = fn(x)
     expected_y, expected_dx = _square_loss_gradient(
-        lambda b: tf.nn.conv3d(b, kernel, [1] * 5, "SAME"), x)
+        lambda b: tf.nn.conv3d(b, tf.cast(kernel, tf.float64), [1] * 5, "SAME"),
+        tf.cast(x, tf.float64))
     assert _relative_error(y.numpy(), expected_y.numpy()) < 1e-5
     assert _relative_error(dx.numpy(), expected_dx.numpy()) < 1e-5
 
@@ -180,7 +200,8 @@ def test_under_xla_with_unknown_batch(rng):
 def test_bfloat16_inputs(rng):
     x = rng.normal(size=(1, 6, 12, 12, 4)).astype("float32")
     kernel = rng.normal(size=(3, 3, 3, 4, 8)).astype("float32")
-    expected = tf.nn.conv3d(x, kernel, [1] * 5, "SAME").numpy()
+    expected = tf.nn.conv3d(x.astype("float64"), kernel.astype("float64"), [1] * 5,
+                            "SAME").numpy()
     got = convolution.conv3d(tf.cast(x, tf.bfloat16), tf.cast(kernel, tf.bfloat16),
                              implementation="conv2d")
     assert got.dtype == tf.bfloat16
@@ -201,3 +222,106 @@ def test_implementation_choice_and_bad_arguments():
     np.testing.assert_array_equal(
         convolution.conv3d(x + 1, kernel + 1, implementation="conv3d"),
         tf.nn.conv3d(x + 1, kernel + 1, [1] * 5, "SAME"))
+
+
+# Issue 17, measured on a 2-core Xeon with AVX-512 and AMX (TF 2.21, oneDNN
+# 3.7): TensorFlow's own float32 Conv3D gradients, 7x7x7 kernel, stride 2,
+# "same", against float64, by clip length. The routing must send every length
+# seen failing, and the untested ones around them, away from oneDNN's 3D
+# gradient kernels, and keep the lengths seen right on the fast kernels.
+XEON_FAILED = [5, 7]              # 5: the process died; 7: NaN / errors up to 1e32
+XEON_RIGHT = [8, 9, 12, 16]       # 4 too, but it lies inside the routed region
+ROUTED_UNTESTED = [1, 2, 3, 4, 6]
+
+
+@pytest.mark.parametrize("time_length", XEON_FAILED + ROUTED_UNTESTED)
+def test_defect_region_routes_the_lengths_that_failed(monkeypatch, time_length):
+    monkeypatch.setattr(convolution, "onednn_defect_possible", lambda: True)
+    assert convolution.onednn_backward_defect(time_length, (7, 7, 7), (2, 2, 2)) is True
+
+
+@pytest.mark.parametrize("time_length", XEON_RIGHT + [32, 64, 250])
+def test_defect_region_keeps_the_fast_kernels_elsewhere(monkeypatch, time_length):
+    monkeypatch.setattr(convolution, "onednn_defect_possible", lambda: True)
+    assert convolution.onednn_backward_defect(time_length, (7, 7, 7), (2, 2, 2)) is False
+    # Stride-1 kernels of any size were right at every length.
+    for kernel in (1, 3, 7):
+        assert convolution.onednn_backward_defect(5, (kernel,) * 3, (1, 1, 1)) is False
+
+
+def test_defect_region_needs_the_avx512_kernels(monkeypatch):
+    monkeypatch.setattr(convolution, "onednn_defect_possible", lambda: False)
+    assert convolution.onednn_backward_defect(7, (7, 7, 7), (2, 2, 2)) is False
+
+
+@pytest.mark.parametrize("setting,expected", [("on", True), ("off", False), ("ON ", True)])
+def test_workaround_setting(monkeypatch, setting, expected):
+    monkeypatch.setenv(convolution.WORKAROUND_ENV, setting)
+    assert convolution.onednn_defect_possible() is expected
+
+
+def test_workaround_setting_auto_follows_the_cpu(monkeypatch):
+    from i3d_keras import hardware
+
+    monkeypatch.delenv(convolution.WORKAROUND_ENV, raising=False)
+    expected = convolution.onednn_enabled() and "avx512f" in hardware.cpu_info().flags
+    assert convolution.onednn_defect_possible() is expected
+    monkeypatch.setenv(convolution.WORKAROUND_ENV, "sometimes")
+    with pytest.raises(ValueError, match="Received: I3D_KERAS_ONEDNN_WORKAROUND='sometimes'"):
+        convolution.onednn_defect_possible()
+
+
+def _gradient_op_types(x_shape, implementation):
+    kernel = tf.zeros([7, 7, 7, 3, 4])
+
+    @tf.function(input_signature=[tf.TensorSpec(x_shape)])
+    def step(x):
+        with tf.GradientTape() as tape:
+            tape.watch([x, kernel])
+            y = convolution.conv3d(x, kernel, (2, 2, 2), "same", implementation)
+            loss = tf.reduce_sum(y * y)
+        return tape.gradient(loss, [x, kernel])
+
+    return {op.type for op in step.get_concrete_function().graph.get_operations()}
+
+
+@pytest.mark.parametrize("implementation", ["conv2d", "conv3d"])
+def test_routed_gradients_use_no_onednn_3d_gradient_kernel(monkeypatch, implementation):
+    monkeypatch.setattr(convolution, "onednn_defect_possible", lambda: True)
+    for time_length in (5, 7):
+        ops = _gradient_op_types([2, time_length, 16, 16, 3], implementation)
+        assert not {"Conv3DBackpropInputV2", "Conv3DBackpropFilterV2"} & ops, time_length
+        assert {"Conv2DBackpropInput", "Conv2DBackpropFilter"} <= ops, time_length
+    # A 16-frame clip keeps oneDNN's fast 3D gradient kernels.
+    ops = _gradient_op_types([2, 16, 16, 16, 3], implementation)
+    assert "Conv3DBackpropInputV2" in ops and "Conv3DBackpropFilterV2" in ops
+    # An unknown length is decided at run time.
+    ops = _gradient_op_types([2, None, 16, 16, 3], implementation)
+    assert ops & {"If", "StatelessIf"}
+
+
+def test_defect_shapes_in_child_processes():
+    # The shapes of issue 17 and lengths around them, in both implementations
+    # and every precision, traced with static and with unknown dimensions: in
+    # child processes, since on a CPU where oneDNN's defect is not routed
+    # around they kill the process. With the workaround forced on, this also
+    # checks the routed gradients (and the run-time choice) on CPUs without
+    # AVX-512; with the default, the kernels this machine really runs.
+    cases = []
+    for shape in [(2, 5, 32, 32, 3), (2, 7, 32, 32, 3), (2, 7, 15, 13, 3), (2, 5, 13, 16, 2),
+                  (2, 1, 16, 16, 3), (2, 8, 16, 16, 3)]:
+        for implementation in ("conv2d", "conv3d"):
+            cases.append(diagnostics.Case("conv", shape, (7, 7, 7), (2, 2, 2), "same", 8,
+                                          implementation, name="stem"))
+    for dtype in ("bfloat16", "float16"):
+        cases.append(diagnostics.Case("conv", (2, 7, 16, 16, 3), (7, 7, 7), (2, 2, 2), "same", 8,
+                                      "conv2d", dtype, name="stem"))
+    for time_length in (5, 16):
+        cases.append(diagnostics.Case("conv", (2, time_length, 16, 16, 3), (7, 7, 7), (2, 2, 2),
+                                      "same", 8, "conv2d", unknown_dims=True, name="stem"))
+    failures = []
+    for setting in ("auto", "on"):
+        env = dict(os.environ, **{convolution.WORKAROUND_ENV: setting})
+        results = diagnostics.run_isolated(cases, workers=1, env=env)
+        failures += [f"{setting}: {r.summary()}" for r in results if not r.ok]
+    assert not failures, "\n".join(failures)
