@@ -92,6 +92,20 @@ class Case:
     unknown_dims: bool = False
     name: str = ""
 
+    def __post_init__(self):
+        for field, value, allowed in (("op", self.op, OPS), ("padding", self.padding,
+                                      ("same", "valid")), ("dtype", self.dtype, tuple(TOLERANCES)),
+                                      ("implementation", self.implementation,
+                                       ("conv2d", "conv3d"))):
+            if value not in allowed:
+                raise ValueError(f"`{field}` must be one of {allowed}. "
+                                 f"Received: {field}={value!r}")
+        if len(self.input_shape) != 5:
+            raise ValueError("`input_shape` must be (batch, time, height, width, channels). "
+                             f"Received: input_shape={self.input_shape}")
+        if self.op == "conv" and self.filters < 1:
+            raise ValueError(f"A convolution needs filters >= 1. Received: filters={self.filters}")
+
     def describe(self) -> str:
         """`"Conv3d_1a_7x7: conv 7x7x7 stride 2x2x2 same, input 2x5x32x32x3, 8 filters,
         float32, conv2d"`."""
@@ -487,8 +501,6 @@ def _check_two_stream(case: Case, rng: np.random.Generator) -> Dict[str, float]:
 
 def check_case(case: Case, seed: int = 0) -> Result:
     """Checks one case in this process (see `run_isolated` for child processes)."""
-    if case.op not in OPS:
-        raise ValueError(f"`op` must be one of {OPS}. Received: op={case.op!r}")
     tolerance = MODEL_TOLERANCE if case.op == "two_stream" else TOLERANCES[case.dtype]
     if case.op == "two_stream" and case.dtype != "float32":
         tolerance = TOLERANCES[case.dtype] * 3
