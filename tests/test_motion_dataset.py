@@ -11,7 +11,7 @@ def test_shapes_balance_and_determinism():
     a = md.generate_motion_clips(40, seed=3, with_flow=True)
     assert a.frames.shape == (40, md.DEFAULT_NUM_FRAMES, md.DEFAULT_SIZE, md.DEFAULT_SIZE, 3)
     assert a.frames.dtype == np.uint8 and a.labels.dtype == np.int32
-    assert a.flow.shape == (40, 16, 32, 32, 2) and np.abs(a.flow).max() <= 1.0
+    assert a.flow.shape == (40, md.DEFAULT_NUM_FRAMES, 32, 32, 2) and np.abs(a.flow).max() <= 1.0
     np.testing.assert_array_equal(np.bincount(a.labels), [4] * 10)
     b = md.generate_motion_clips(40, seed=3, with_flow=True)
     np.testing.assert_array_equal(a.frames, b.frames)
