@@ -67,6 +67,7 @@ _EXPORTS = {
     "input_pipeline": ["build_dataset", "load_split", "video_files_dataset"],
     "motion_dataset": ["generate_motion_clips", "motion_datasets", "write_motion_dataset"],
     "training": ["TrainConfig", "train"],
+    "precision": ["resolve_precision", "use_precision", "with_precision"],
     "export": ["export_saved_model", "export_tflite", "verify_tflite"],
     "metrics": [
         "FeatureStatistics", "FrechetVideoDistance", "KernelVideoDistance", "frechet_distance",
@@ -75,10 +76,10 @@ _EXPORTS = {
     ],
 }
 _SUBMODULES = [
-    "baselines", "comparison", "console", "conversion", "convolution", "datasets", "evaluation", "export",
-    "flow", "inception_v1", "inference", "inflation", "input_pipeline", "layers", "metrics",
-    "model", "motion_dataset", "preprocessing", "receptive_field", "records", "training", "video",
-    "weights",
+    "baselines", "comparison", "console", "conversion", "convolution", "datasets", "diagnostics",
+    "evaluation", "export", "flow", "hardware", "inception_v1", "inference", "inflation",
+    "input_pipeline", "layers", "metrics", "model", "motion_dataset", "precision",
+    "preprocessing", "receptive_field", "records", "training", "video", "weights",
 ]
 _OWNER = {name: module for module, names in _EXPORTS.items() for name in names}
 

@@ -476,7 +476,9 @@ def load_predictor(model: Union[str, PathLike, keras.Model], flow_model=None, *,
         model: one of
             * a `keras.Model` (stream or two-stream), a dict `{"rgb": m,
               "flow": m}` or list of Keras stream models, or a `Predictor`;
-            * a `.keras` file (stream model, or a `TwoStreamI3D`);
+            * a `.keras` file (stream model, or a `TwoStreamI3D`), rebuilt to
+              compute in Keras' current global dtype policy whatever policy
+              it was saved with (`i3d_keras.precision.use_precision`);
             * a SavedModel folder from `i3d_keras.export` (its `preprocessed`
               signature; class names from the export unless `labels` is given);
             * `"kinetics"`, `"kinetics_scratch"` or `"kinetics600"`: DeepMind's
@@ -599,8 +601,14 @@ def _kinetics_model(keyword: str, stream: str) -> keras.Model:
 def _load_keras_file(path: Path) -> keras.Model:
     import i3d_keras  # noqa: F401, PLC0415 (registers the custom layers)
 
+    from i3d_keras import precision  # noqa: PLC0415
+
     try:
-        return keras.models.load_model(str(path), compile=False)
+        model = keras.models.load_model(str(path), compile=False)
+        # Its layers keep the policy they were saved with; compute in the
+        # current one (a model trained in bfloat16 evaluates in float32 and
+        # back: the weights are float32 in both).
+        return precision.with_precision(model, keras.config.dtype_policy().name)
     except Exception as error:  # noqa: BLE001 (Keras raises various errors)
         raise ModelLoadError(f"Cannot load the Keras model '{path}': {error}") from None
 

@@ -65,6 +65,7 @@ def apply_unit3d(
     batch_norm_momentum=0.999,
     synchronized_batch_norm=False,
     conv_implementation="auto",
+    dtype=None,
 ):
     """DeepMind's `Unit3D`: Conv3D (no bias) -> BatchNorm (offset, no scale) -> ReLU.
 
@@ -86,6 +87,8 @@ def apply_unit3d(
             one device with the same global batch).
         conv_implementation: how the convolution is computed (same result):
             `"auto"`, `"conv3d"` or `"conv2d"`; see `i3d_keras.layers.Conv3D`.
+        dtype: the layers' dtype policy (default: Keras' global policy); the
+            logits head passes `"float32"`.
 
     Returns:
         The unit's output tensor.
@@ -98,6 +101,7 @@ def apply_unit3d(
         use_bias=use_bias,
         implementation=conv_implementation,
         name=f"{name}_conv_3d",
+        dtype=dtype,
     )(x)
     if use_batch_norm:
         x = i3d_layers.BatchNormalization(
@@ -107,9 +111,10 @@ def apply_unit3d(
             momentum=batch_norm_momentum,
             synchronized=synchronized_batch_norm,
             name=f"{name}_batch_norm",
+            dtype=dtype,
         )(x)
     if activation is not None:
-        x = keras.layers.Activation(activation, name=name)(x)
+        x = keras.layers.Activation(activation, name=name, dtype=dtype)(x)
     return x
 
 
@@ -162,6 +167,11 @@ def apply_logits_head(x, num_classes, *, dropout_rate=0.5, adaptive=True, name="
     dropout and a 1x1x1 convolution with bias (no BatchNorm, no activation),
     squeezes the 1x1 spatial map and averages the per-time logits.
 
+    The head computes in float32 under every dtype policy (its input is cast):
+    under `mixed_bfloat16`, bfloat16's 8-bit mantissa would round logits of
+    about 16 to steps of 0.125, and the classifier's 1024-term sums more;
+    the head is 0.1% of I3D's multiply-adds.
+
     Args:
         x: Mixed_5c, `[batch, time, height, width, 1024]`.
         num_classes: number of logits.
@@ -173,7 +183,7 @@ def apply_logits_head(x, num_classes, *, dropout_rate=0.5, adaptive=True, name="
         conv_implementation: see `apply_unit3d`.
 
     Returns:
-        Logits `[batch, num_classes]` (float32 also under mixed precision).
+        Logits `[batch, num_classes]`, float32 under every dtype policy.
     """
     x = i3d_layers.Pooling3D(
         LOGITS_POOL_SIZE,
@@ -182,8 +192,9 @@ def apply_logits_head(x, num_classes, *, dropout_rate=0.5, adaptive=True, name="
         mode="avg",
         adaptive=adaptive,
         name=f"{name}_AvgPool3d",
+        dtype="float32",
     )(x)
-    x = keras.layers.Dropout(dropout_rate, name=f"{name}_Dropout")(x)
+    x = keras.layers.Dropout(dropout_rate, name=f"{name}_Dropout", dtype="float32")(x)
     x = apply_unit3d(
         x,
         num_classes,
@@ -193,6 +204,7 @@ def apply_logits_head(x, num_classes, *, dropout_rate=0.5, adaptive=True, name="
         use_bias=True,
         activation=None,
         conv_implementation=conv_implementation,
+        dtype="float32",
     )
     return i3d_layers.Mean(axis=(1, 2, 3), name=name, dtype="float32")(x)
 

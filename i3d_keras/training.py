@@ -24,10 +24,10 @@ from typing import Optional
 import keras
 import tensorflow as tf
 
-from i3d_keras import _plotting
+from i3d_keras import _plotting, precision
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
-PRECISIONS = ("auto", "float32", "float16", "bfloat16")
+PRECISIONS = precision.PRECISIONS
 INITS = ("scratch", "imagenet", "kinetics", "kinetics_scratch")
 
 # The built-in motion dataset's recipe, sized for a 2-core CPU: 8 frames of
@@ -237,12 +237,14 @@ def split_cpu(num_devices):
         ) from None
 
 
-def resolve_precision(mixed_precision):
-    """The Keras dtype policy name for a `mixed_precision` setting ("auto": GPU only)."""
-    if mixed_precision == "auto":
-        return "mixed_float16" if tf.config.list_physical_devices("GPU") else "float32"
-    return {"float32": "float32", "float16": "mixed_float16",
-            "bfloat16": "mixed_bfloat16"}[mixed_precision]
+def resolve_precision(mixed_precision="auto"):
+    """The Keras dtype policy name for a `mixed_precision` setting.
+
+    `i3d_keras.precision.resolve_precision` (kept here for existing callers):
+    `"auto"` picks `mixed_bfloat16` on CPUs with AMX-BF16 or AVX512-BF16 and on
+    GPUs of compute capability >= 8.0, `mixed_float16` on 7.x GPUs, else float32.
+    """
+    return precision.resolve_precision(mixed_precision)
 
 
 def learning_rate_schedule(kind, base, total_steps):
@@ -523,7 +525,7 @@ def train(config, strategy=None, callbacks=()):
     (out / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=1))
 
     keras.utils.set_random_seed(config.seed)
-    policy = resolve_precision(config.mixed_precision)
+    policy, reason = precision.choose_precision(config.mixed_precision)
     keras.mixed_precision.set_global_policy(policy)
     strategy = strategy or make_strategy(config.strategy, config.num_cpu_devices)
     gpu = bool(tf.config.list_physical_devices("GPU"))
@@ -572,7 +574,7 @@ def train(config, strategy=None, callbacks=()):
         f"{len(class_names)} classes, clips of {config.frames} frames x "
         f"{config.image_size}x{config.image_size}, batch {config.batch_size}, "
         f"{config.epochs} epochs x {steps} steps, {config.optimizer} lr {config.learning_rate} "
-        f"({config.lr_schedule}), precision {policy}, XLA {'on' if xla else 'off'}, "
+        f"({config.lr_schedule}), precision {policy} ({reason}), XLA {'on' if xla else 'off'}, "
         f"{strategy.num_replicas_in_sync} "
         f"{'replica' if strategy.num_replicas_in_sync == 1 else 'replicas'}; writing to {out}",
         file=sys.stderr, flush=True,
