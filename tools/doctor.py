@@ -6,7 +6,7 @@ precision paths the package takes here. Then checks, in child processes (a
 kernel that crashes is reported with its shape), the forward pass and both
 gradients of every distinct convolution and pooling configuration of I3D (stem
 included) at clips of 1, 5, 7, 8 and 16 frames against float64 references, and
-a small two-stream I3D end to end. About 40 s on 2 cores.
+a small two-stream I3D end to end. 30 s on a 2-core AMD EPYC.
 
 Why: TensorFlow's oneDNN kernels differ by CPU, and some are defective (on
 AVX-512 Xeons, the 3D convolution gradients of short clips crash or return
@@ -15,7 +15,8 @@ NaN); see the README's "Correct on every CPU".
 Usage:
   python tools/doctor.py                           # report + checks; exit 1 if wrong
   python tools/doctor.py --json doctor.json        # the same, also as JSON
-  python tools/doctor.py --precisions float32,bfloat16   # also the bfloat16 paths
+  python tools/doctor.py --precisions float32,bfloat16   # also bfloat16 (checked by
+                                                   # default where 'auto' picks it)
   python tools/doctor.py --implementations conv2d,conv3d # also TF's own Conv3D
   python tools/doctor.py --sweep --json sweep.json # a grid of 306 strided
                                                    # convolutions (minutes)
@@ -35,8 +36,9 @@ console.setup()  # before TensorFlow loads: quiet unless --verbose
 from absl import flags  # noqa: E402
 
 _JSON = flags.DEFINE_string("json", None, "Also write the report and every result here.")
-_PRECISIONS = flags.DEFINE_list("precisions", ["float32"], "Compute dtypes to check: "
-                                "float32, bfloat16, float16.")
+_PRECISIONS = flags.DEFINE_list("precisions", None, "Compute dtypes to check: float32, "
+                                "bfloat16, float16 (default: float32 and the one the "
+                                "package's 'auto' precision computes in here, if another).")
 _IMPLEMENTATIONS = flags.DEFINE_list("implementations", None, "Convolution implementations "
                                      "to check: conv2d, conv3d (default: the one the package "
                                      "uses here).")
@@ -77,7 +79,7 @@ def main(argv):
         console.fail(f"unexpected arguments {argv[1:]}")
     from i3d_keras import diagnostics  # noqa: PLC0415
 
-    dtypes = [p.strip() for p in _PRECISIONS.value]
+    dtypes = [p.strip() for p in _PRECISIONS.value or []]
     bad = [p for p in dtypes if p not in diagnostics.TOLERANCES]
     if bad:
         console.fail(f"--precisions takes {sorted(diagnostics.TOLERANCES)}. Received: {bad}")
@@ -96,6 +98,10 @@ def main(argv):
     _print_report(report)
     if not implementations:
         implementations = [report["paths"]["convolution"]]
+    if not dtypes:
+        auto = {"mixed_bfloat16": "bfloat16", "mixed_float16": "float16"}.get(
+            report["paths"]["precision (auto)"])
+        dtypes = ["float32"] + ([auto] if auto else [])
     if _SWEEP.value:
         cases = diagnostics.sweep_cases(implementations=implementations, dtypes=dtypes)
         what = "strided convolutions of the sweep"
