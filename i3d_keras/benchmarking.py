@@ -40,10 +40,15 @@ def _median_seconds(fn, repeats):
     return statistics.median(times), times
 
 
-def matmul_gflops(size=2048, repeats=5):
-    """float32 matrix-multiply throughput of this machine (GFLOP/s)."""
-    a = tf.random.uniform([size, size])
-    b = tf.random.uniform([size, size])
+def matmul_gflops(size=2048, repeats=5, dtype="float32"):
+    """Matrix-multiply throughput of this machine in `dtype` (GFLOP/s).
+
+    `"bfloat16"` is the peak of Keras' `mixed_bfloat16` policy: on CPUs with
+    AMX-BF16 or AVX512-BF16 oneDNN runs it in hardware, elsewhere TensorFlow
+    emulates it (far below float32).
+    """
+    a = tf.cast(tf.random.uniform([size, size]), dtype)
+    b = tf.cast(tf.random.uniform([size, size]), dtype)
     matmul = tf.function(lambda: tf.linalg.matmul(a, b))
     seconds, _ = _median_seconds(lambda: matmul().numpy(), repeats)
     return 2 * size**3 / seconds / 1e9
@@ -118,7 +123,7 @@ def time_litert(model, frames=16, image_size=224, repeats=3, num_threads=None):
 
 
 def time_pytorch(frames=(64,), image_size=224, repeats=3, train_batch=2, train_frames=16,
-                 python=None):
+                 python=None, autocast=None):
     """Times the same network in PyTorch, in a child process.
 
     Builds I3D from `i3d_keras.model.ARCHITECTURE` with `torch.nn` the way the
@@ -135,6 +140,8 @@ def time_pytorch(frames=(64,), image_size=224, repeats=3, train_batch=2, train_f
         train_frames: clip length of the training step.
         python: the Python that has `torch` (default: this one). The child
             imports neither TensorFlow nor this package.
+        autocast: `"bfloat16"`: time under `torch.autocast(bfloat16)` (the
+            counterpart of Keras' `mixed_bfloat16`); None: float32.
 
     Returns:
         `{"torch": version, "threads": n, "forward": {frames: {"seconds",
@@ -145,7 +152,7 @@ def time_pytorch(frames=(64,), image_size=224, repeats=3, train_batch=2, train_f
     """
     config = {"architecture": i3d_model.ARCHITECTURE, "frames": [int(f) for f in frames],
               "image_size": image_size, "repeats": repeats, "train_batch": train_batch,
-              "train_frames": train_frames}
+              "train_frames": train_frames, "autocast": autocast}
     return _run_reference(python, config)
 
 
@@ -252,7 +259,7 @@ def peak_memory_mb():
 
 def run_benchmarks(frames=(16, 32, 64, 250), image_size=224, repeats=3, train_batch=2,
                    train_frames=16, xla=False, litert_frames=None, implementation="auto",
-                   compare_with=None, pytorch_python=None):
+                   compare_with=None, pytorch_python=None, mixed_precision="float32"):
     """Runs every measurement; returns a JSON-serialisable dict.
 
     Args:
@@ -271,7 +278,13 @@ def run_benchmarks(frames=(16, 32, 64, 250), image_size=224, repeats=3, train_ba
         pytorch_python: also time the same network in PyTorch with this Python
             (`time_pytorch`; `sys.executable` for this one) after the
             TensorFlow timings; the results get the time ratios.
+        mixed_precision: the models' precision, a setting of
+            `i3d_keras.precision` (`"auto"`, `"float32"`, `"bfloat16"`, ...);
+            PyTorch then runs under `torch.autocast(bfloat16)` where it is
+            `mixed_bfloat16`. The results record the policy, the CPU's flags
+            and the float32 and bfloat16 matmul peaks.
     """
+    from i3d_keras import hardware, precision  # noqa: PLC0415
     if pytorch_python:
         check_pytorch(pytorch_python)  # before minutes of TensorFlow timings
     results = {
@@ -284,13 +297,24 @@ def run_benchmarks(frames=(16, 32, 64, 250), image_size=224, repeats=3, train_ba
         "xla": xla,
         "implementation": convolution.resolve_implementation(implementation),
         "matmul_gflops": matmul_gflops(),
+        "matmul_bfloat16_gflops": matmul_gflops(dtype="bfloat16"),
         "forward": {},
     }
-    models = {implementation: i3d_model.InceptionI3D(
-        400, "rgb", frames=None, image_size=image_size, conv_implementation=implementation)}
+    cpu = hardware.cpu_info()
+    results["machine"]["cpu"] = {"model": cpu.model, "kind": cpu.kind,
+                                 "flags": cpu.notable_flags()}
+    policy, reason = precision.choose_precision(mixed_precision)
+    results["precision"] = {"policy": policy, "reason": reason}
+    # The peak that bounds the model in its precision.
+    results["matmul_peak_gflops"] = results[
+        "matmul_bfloat16_gflops" if policy == "mixed_bfloat16" else "matmul_gflops"]
+    with precision.policy_scope(policy):
+        models = {implementation: i3d_model.InceptionI3D(
+            400, "rgb", frames=None, image_size=image_size, conv_implementation=implementation)}
+        if compare_with:
+            models[compare_with] = i3d_model.InceptionI3D(
+                400, "rgb", frames=None, image_size=image_size, conv_implementation=compare_with)
     if compare_with:
-        models[compare_with] = i3d_model.InceptionI3D(
-            400, "rgb", frames=None, image_size=image_size, conv_implementation=compare_with)
         models[compare_with].set_weights(models[implementation].get_weights())
         results["comparison"] = {"implementation": convolution.resolve_implementation(compare_with),
                                  "forward": {}}
@@ -312,7 +336,8 @@ def run_benchmarks(frames=(16, 32, 64, 250), image_size=224, repeats=3, train_ba
     if pytorch_python:
         try:
             reference = time_pytorch(frames, image_size, repeats, train_batch, train_frames,
-                                     pytorch_python)
+                                     pytorch_python,
+                                     "bfloat16" if policy == "mixed_bfloat16" else None)
         except PyTorchError as error:  # keep the TensorFlow timings
             reference = {"error": str(error)}
         for f, r in reference.get("forward", {}).items():
@@ -401,12 +426,18 @@ def _other_timing_lines(name, timings, forward_detail, versus):
 
 def format_results(results):
     """A short text table of `run_benchmarks` results."""
-    peak = results["matmul_gflops"]
+    peak = results.get("matmul_peak_gflops", results["matmul_gflops"])
     onednn = results["machine"].get("onednn")
     onednn = results["machine"]["onednn_env"] if onednn is None else ("on" if onednn else "off")
-    lines = [f"matmul float32: {peak:.1f} GFLOP/s   (oneDNN: {onednn},"
-             f" XLA: {results['xla']}, convolutions: {results.get('implementation', '?')})",
-             f"{'forward':<14} {'s/clip':>8} {'GMACs':>8} {'GFLOP/s':>9} {'of matmul':>10}"]
+    lines = [f"matmul float32: {results['matmul_gflops']:.1f} GFLOP/s   (oneDNN: {onednn},"
+             f" XLA: {results['xla']}, convolutions: {results.get('implementation', '?')})"]
+    if "precision" in results:
+        cpu = results["machine"].get("cpu", {})
+        lines += [f"matmul bfloat16: {results['matmul_bfloat16_gflops']:.1f} GFLOP/s   "
+                  f"(CPU: {cpu.get('kind', '?')})",
+                  f"precision: {results['precision']['policy']} "
+                  f"({results['precision']['reason']}); 'of matmul' is of its peak"]
+    lines.append(f"{'forward':<14} {'s/clip':>8} {'GMACs':>8} {'GFLOP/s':>9} {'of matmul':>10}")
     for f, r in results["forward"].items():
         lines.append(f"{f + ' frames':<14} {r['seconds']:>8.3f} {r['gmacs']:>8.1f} "
                      f"{r['effective_gflops']:>9.1f} {r['effective_gflops'] / peak:>9.0%}")

@@ -324,6 +324,11 @@ def export_tflite(model, path, *, quantization="float32", frames=None, image_siz
             f"Received: quantization={quantization!r}"
         )
     _logits_fn(model)  # validates the model's outputs
+    # LiteRT computes in float32 (or its own quantisations): a model built
+    # under a mixed policy is rebuilt in float32, same weights.
+    from i3d_keras import precision  # noqa: PLC0415
+
+    model = precision.with_precision(model, "float32")
     streams = _streams(model)
     fixed = _fixed_shape_logits_model(model, streams, frames, image_size)
     # from_keras_model freezes the variables into constants (a concrete function

@@ -39,6 +39,10 @@ import copy
 from typing import Optional, Sequence, Tuple
 
 PRECISIONS = ("auto", "float32", "float16", "bfloat16")
+# The tools' --mixed_precision help.
+FLAG_HELP = ("Precision of the computation: auto (mixed_bfloat16 on CPUs with AMX-BF16 or "
+             "AVX512-BF16 and on GPUs of compute capability >= 8.0, mixed_float16 on 7.x "
+             "GPUs, else float32), float32, float16 or bfloat16 (mixed: float32 weights).")
 POLICIES = {"float32": "float32", "float16": "mixed_float16", "bfloat16": "mixed_bfloat16"}
 
 # Layers that compute in float32 under every policy (by name): the logits

@@ -13,7 +13,8 @@ has one. It prints one JSON line: the number of convolution weights (to
 check the network against the Keras one), seconds per clip of the forward pass
 (`torch.no_grad`, eval mode, batch 1) per clip length, and of an SGD training
 step (forward, backward, update; BatchNorm in training), medians after a
-warm-up run.
+warm-up run; under `torch.autocast(bfloat16)` when the config says
+`"autocast": "bfloat16"`.
 
 Reference: Carreira & Zisserman, "Quo Vadis, Action Recognition?", CVPR 2017.
 
@@ -178,10 +179,19 @@ def run(config):
     net.to(device)
     size, repeats = config["image_size"], config["repeats"]
     conv_weights = sum(m.weight.numel() for m in net.modules() if isinstance(m, nn.Conv3d))
+    # "autocast": "bfloat16" runs the timings under torch.autocast, PyTorch's
+    # counterpart of Keras' mixed_bfloat16 policy (float32 weights).
+    autocast = config.get("autocast")
     results = {"torch": torch.__version__, "threads": torch.get_num_threads(),
-               "device": device, "conv_weights": conv_weights, "forward": {}}
+               "device": device, "conv_weights": conv_weights, "forward": {},
+               "autocast": autocast}
+
+    def mixed():
+        return torch.autocast(device_type=device, dtype=getattr(torch, autocast or "bfloat16"),
+                              enabled=bool(autocast))
+
     net.eval()
-    with torch.no_grad():
+    with torch.no_grad(), mixed():
         for frames in config["frames"]:
             clip = torch.rand(1, 3, frames, size, size, device=device) * 2 - 1
             seconds, runs = _median_seconds(lambda clip=clip: _synced(net(clip)), repeats)
@@ -195,7 +205,9 @@ def run(config):
 
         def step():
             optimizer.zero_grad()
-            F.cross_entropy(net(clips), labels).backward()
+            with mixed():
+                loss = F.cross_entropy(net(clips).float(), labels)
+            loss.backward()
             optimizer.step()
             _synced(None)
 

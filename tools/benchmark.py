@@ -55,6 +55,10 @@ _PYTORCH = flags.DEFINE_bool("pytorch", False, "Also time the same network in Py
                               "(i3d_keras/pytorch_reference.py) in the same run.")
 _PYTORCH_PYTHON = flags.DEFINE_string("pytorch_python", None, "The Python that has torch "
                                       "(implies --pytorch; default: this one).")
+_PRECISION = flags.DEFINE_enum("mixed_precision", "auto", ["auto", "float32", "float16",
+                                                              "bfloat16"],
+                               "Precision of the timed models (auto: the package's choice "
+                               "here; PyTorch under torch.autocast(bfloat16) when bfloat16).")
 _OUTPUT = flags.DEFINE_string("output", None, "Write the JSON results here.")
 _PLOT = flags.DEFINE_string("plot", None, "Write a PNG of the timings here.")
 _LITERT = flags.DEFINE_integer("litert_frames", 16, "Also time the LiteRT export against TF at "
@@ -64,7 +68,7 @@ _LITERT = flags.DEFINE_integer("litert_frames", 16, "Also time the LiteRT export
 def _child_args(setting):
     args = [sys.executable, os.path.abspath(__file__), "--onednn", setting]
     for name in ("frames", "image_size", "repeats", "train_batch", "train_frames",
-                 "litert_frames", "implementation"):
+                 "litert_frames", "implementation", "mixed_precision"):
         args.append(f"--{name}={flags.FLAGS[name].value}")
     args += ["--skip_train"] if _SKIP_TRAIN.value else []
     args += ["--xla"] if _XLA.value else []
@@ -108,7 +112,10 @@ def main(argv):
     if _ONEDNN.value != "default":
         os.environ["TF_ENABLE_ONEDNN_OPTS"] = "1" if _ONEDNN.value == "on" else "0"
 
-    from i3d_keras import benchmarking  # noqa: PLC0415 (after the environment is set)
+    from i3d_keras import benchmarking, precision  # noqa: PLC0415 (after the environment is set)
+
+    policy, reason = precision.choose_precision(_PRECISION.value)
+    console.info(f"benchmark: precision {policy} ({reason})")
 
     frames = [int(f) for f in _FRAMES.value.split(",") if f]
     try:
@@ -117,7 +124,7 @@ def main(argv):
             train_batch=None if _SKIP_TRAIN.value else _TRAIN_BATCH.value,
             train_frames=_TRAIN_FRAMES.value, xla=_XLA.value, litert_frames=_LITERT.value,
             implementation=_IMPLEMENTATION.value, compare_with=_COMPARE_WITH.value,
-            pytorch_python=pytorch_python)
+            pytorch_python=pytorch_python, mixed_precision=_PRECISION.value)
     except benchmarking.PyTorchError as error:  # --pytorch without torch: no traceback
         console.fail(f"{error}")
     results["onednn"] = _ONEDNN.value

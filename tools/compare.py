@@ -31,9 +31,13 @@ console.setup()  # before TensorFlow and OpenCV load: quiet unless --verbose
 
 from absl import flags  # noqa: E402
 
+from i3d_keras import precision  # noqa: E402
+
 _DEFAULT_ARCHS = ("convnet_pooling,convnet_lstm,c3d,two_stream_2d,3d_fused,i3d,two_stream_i3d")
 
 FLAGS = flags.FLAGS
+_PRECISION = flags.DEFINE_enum("mixed_precision", "auto", list(precision.PRECISIONS),
+                               precision.FLAG_HELP)
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where the table and chart go.", required=True)
 _ARCH = flags.DEFINE_list("arch", _DEFAULT_ARCHS, "Architectures to compare.")
 _NUM_TRAIN = flags.DEFINE_integer("num_train", 1000, "Training clips (motion dataset).")
@@ -55,6 +59,7 @@ _XLA = flags.DEFINE_bool("xla", None, "Compile with XLA (default: with a GPU; on
 def main(argv):
     del argv
     from i3d_keras import comparison  # noqa: PLC0415 (after the environment is set)
+    precision.use_precision(_PRECISION.value, tool="compare")
 
     try:
         rows = comparison.run_comparison(

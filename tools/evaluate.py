@@ -45,6 +45,10 @@ console.setup()  # before TensorFlow and OpenCV load: quiet unless --verbose
 
 from absl import flags  # noqa: E402
 
+from i3d_keras import precision  # noqa: E402
+
+_PRECISION = flags.DEFINE_enum("mixed_precision", "auto", list(precision.PRECISIONS),
+                               precision.FLAG_HELP)
 _MODEL = flags.DEFINE_string("model", None, "RGB (or flow, or two-stream) model: .keras, "
                              "SavedModel folder or DeepMind checkpoint.")
 _FLOW_MODEL = flags.DEFINE_string("flow_model", None, "Optional flow stream model.")
@@ -98,6 +102,7 @@ def main(argv):
                 dataset, split = found["dataset"], split or found["split"]
                 console.info(f"evaluate: no --dataset: {found['description']}")
             info = evaluation.dataset_info(dataset, split)  # fail fast on bad data
+            precision.use_precision(_PRECISION.value, tool="evaluate")
             predictor = inference.load_predictor(_MODEL.value, _FLOW_MODEL.value)
         except (FileNotFoundError, ValueError) as error:
             console.fail(str(error))

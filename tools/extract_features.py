@@ -31,6 +31,10 @@ console.setup()  # before TensorFlow and OpenCV load: quiet unless --verbose
 
 from absl import flags  # noqa: E402
 
+from i3d_keras import precision  # noqa: E402
+
+_PRECISION = flags.DEFINE_enum("mixed_precision", "auto", list(precision.PRECISIONS),
+                               precision.FLAG_HELP)
 _MODEL = flags.DEFINE_string("model", "kinetics", "'kinetics', 'kinetics600', a .keras "
                              "file or a DeepMind checkpoint.")
 _FLOW_MODEL = flags.DEFINE_string("flow_model", None, "Optional flow stream model (path).")
@@ -55,6 +59,7 @@ def main(argv):
         console.fail(f"--streams must be rgb, flow or rgb,flow. Received: {streams}")
 
     from i3d_keras import inference  # noqa: PLC0415 (TensorFlow)
+    precision.use_precision(_PRECISION.value, tool="extract_features")
 
     videos, root = inference.find_videos(argv[1:])
     if not videos:

@@ -40,6 +40,10 @@ console.setup()  # before TensorFlow and OpenCV load: quiet unless --verbose
 
 from absl import flags  # noqa: E402
 
+from i3d_keras import precision  # noqa: E402
+
+_PRECISION = flags.DEFINE_enum("mixed_precision", "auto", list(precision.PRECISIONS),
+                               precision.FLAG_HELP)
 _MODEL = flags.DEFINE_string("model", "kinetics", "'kinetics', 'kinetics600', "
                              "'kinetics_scratch', a .keras file, a SavedModel folder or a "
                              "DeepMind checkpoint.")
@@ -77,6 +81,7 @@ def main(argv):
         console.fail(f"the folder of --json does not exist. Received: json={_JSON.value!r}")
 
     from i3d_keras import inference  # noqa: PLC0415 (TensorFlow)
+    precision.use_precision(_PRECISION.value, tool="predict")
 
     videos, _ = inference.find_videos(argv[1:])
     if not videos:
