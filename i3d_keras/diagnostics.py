@@ -44,10 +44,13 @@ import numpy as np
 from i3d_keras import hardware
 
 # Relative error (max |got - float64| / max |float64|) allowed per precision:
-# float32 rounding of sums over up to ~10^4 terms stays near 1e-6; bfloat16 and
-# float16 kernel gradients (sums of thousands of products) came within 2.1e-2
-# and 2.8e-3 on the project's CPU. A defect shows as NaN or errors of 1 and up.
-TOLERANCES = {"float32": 1e-5, "bfloat16": 5e-2, "float16": 1e-2}
+# float32 rounding of sums over up to ~10^4 terms stays near 1e-6 (3.2e-6 at
+# most in `tools/doctor.py --sweep` on the project's AMD EPYC). In bfloat16 and
+# float16 the kernels may accumulate in the low precision: TensorFlow's own
+# bfloat16 Conv3D gradients came within 7.8e-2 of float64 over the sweep there
+# (the 2D formulation's within 2.1e-2), float16 within 2.8e-3. The low
+# precisions' bounds catch defects (NaN, errors of 1 and up), not rounding.
+TOLERANCES = {"float32": 1e-5, "bfloat16": 0.15, "float16": 0.02}
 # End to end through ~60 layers, ReLUs and max pools: a unit within rounding of
 # a ReLU's kink or a max pool's tie legitimately changes its gradient, so the
 # whole-model check catches defects (NaN, values off by orders of magnitude),
@@ -170,7 +173,7 @@ class Result:
         worst = ""
         if self.errors:
             name, value = max(self.errors.items(), key=lambda kv: _sortable(kv[1]))
-            worst = f"; largest error {value:.1e} ({name}, tolerance {self.tolerance:.0e})"
+            worst = f"; largest error {value:.1e} ({name}, tolerance {self.tolerance:.2g})"
         detail = f"; {self.detail}" if self.detail else ""
         return f"{self.status.upper():7s} {self.case.describe()}{worst}{detail}"
 
@@ -490,20 +493,35 @@ def _check_two_stream(case: Case, rng: np.random.Generator) -> Dict[str, float]:
     expected = logits_and_gradients(reference, "float64")
     errors = {"logits": _relative_error(got[0].numpy(), expected[0].numpy())}
     names = ["rgb input", "flow input", *expected[2]]
-    worst, worst_name = -1.0, ""
-    for name, g, e in zip(names, got[1], expected[1]):
-        error = _relative_error(tf.convert_to_tensor(g).numpy(), tf.convert_to_tensor(e).numpy())
-        if _sortable(error) > worst:
-            worst, worst_name = _sortable(error), name
-    errors[f"gradient ({worst_name})"] = worst if worst != float("inf") else float("nan")
+    got_grads = [np.asarray(tf.convert_to_tensor(g), np.float64) for g in got[1]]
+    expected_grads = [tf.convert_to_tensor(e).numpy() for e in expected[1]]
+    for kind, picked in (("input gradients", slice(0, 2)), ("weight gradients", slice(2, None))):
+        if case.dtype != "float32":
+            # In bfloat16 or float16 the rounded activations flip ReLU gates and
+            # max-pool winners, which moves single gradients far more than
+            # rounding: the gradients as a whole must point the same way
+            # (1 - cosine similarity; garbage gives ~1, NaN gives NaN).
+            g = np.concatenate([x.ravel() for x in got_grads[picked]])
+            e = np.concatenate([x.ravel() for x in expected_grads[picked]])
+            cosine = float(np.dot(g, e) / (np.linalg.norm(g) * np.linalg.norm(e)))
+            errors[f"{kind} (1 - cosine)"] = 1.0 - cosine if np.isfinite(cosine) else float("nan")
+            continue
+        # Relative to the largest gradient of its kind (inputs, weights).
+        scale = max(float(np.max(np.abs(e))) for e in expected_grads[picked])
+        worst, worst_name = -1.0, ""
+        for name, g, e in zip(names[picked], got_grads[picked], expected_grads[picked]):
+            error = (float(np.max(np.abs(g - e))) / scale if np.all(np.isfinite(g))
+                     else float("inf"))
+            if error > worst:
+                worst, worst_name = error, name
+        errors[f"{kind} ({worst_name})"] = worst if worst != float("inf") else float("nan")
     return errors
 
 
 def check_case(case: Case, seed: int = 0) -> Result:
     """Checks one case in this process (see `run_isolated` for child processes)."""
-    tolerance = MODEL_TOLERANCE if case.op == "two_stream" else TOLERANCES[case.dtype]
-    if case.op == "two_stream" and case.dtype != "float32":
-        tolerance = TOLERANCES[case.dtype] * 3
+    tolerance = (MODEL_TOLERANCE if case.op == "two_stream" and case.dtype == "float32"
+                 else TOLERANCES[case.dtype])
     start = time.perf_counter()
     rng = np.random.default_rng(seed)
     try:
