@@ -762,7 +762,7 @@ def machine_report() -> Dict:
     import keras  # noqa: PLC0415
     import tensorflow as tf  # noqa: PLC0415
 
-    from i3d_keras import convolution, training  # noqa: PLC0415
+    from i3d_keras import convolution, precision  # noqa: PLC0415
 
     cpu = hardware.cpu_info()
     onednn = convolution.onednn_enabled()
@@ -801,7 +801,7 @@ def machine_report() -> Dict:
     report["paths"] = {
         "convolution": implementation,
         "gradients": gradients,
-        "precision (auto)": training.resolve_precision("auto"),
+        "precision (auto)": "{} ({})".format(*precision.choose_precision("auto")),
         "oneDNN defect routing": routing,
     }
     return report

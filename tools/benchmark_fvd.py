@@ -30,8 +30,9 @@ _INPUT_SIZE = flags.DEFINE_integer("input_size", 224, "Frame size before the res
 _BATCH = flags.DEFINE_integer("batch_size", 1, "Clips per forward pass.")
 _REPEATS = flags.DEFINE_integer("repeats", 3, "Timed runs (median).")
 _SET_SIZE = flags.DEFINE_integer("set_size", 2048, "Clips of the extrapolated FVD set.")
-_MIXED = flags.DEFINE_bool("mixed_precision", False, "The package's 'auto' precision (mixed "
-                           "float16 with a GPU, float32 on CPUs).")
+_MIXED = flags.DEFINE_bool("mixed_precision", False, "The package's 'auto' precision "
+                           "(i3d_keras.precision: bfloat16 on AMX/AVX512-BF16 CPUs and "
+                           "newer GPUs, float16 on 7.x GPUs, else float32).")
 _WEIGHTS = flags.DEFINE_string("weights", "random", "Weights (see tools/fvd.py --weights).")
 _JSON = flags.DEFINE_string("json", None, "Also write the results to this JSON file.")
 

@@ -100,7 +100,7 @@ def main(argv):
         implementations = [report["paths"]["convolution"]]
     if not dtypes:
         auto = {"mixed_bfloat16": "bfloat16", "mixed_float16": "float16"}.get(
-            report["paths"]["precision (auto)"])
+            report["paths"]["precision (auto)"].split()[0])
         dtypes = ["float32"] + ([auto] if auto else [])
     if _SWEEP.value:
         cases = diagnostics.sweep_cases(implementations=implementations, dtypes=dtypes)
