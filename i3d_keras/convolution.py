@@ -31,9 +31,8 @@ there, the gradients come from TensorFlow's 2D kernels instead.
 The result is the same convolution up to float rounding (summation order):
 `tests/test_convolution.py` checks outputs and gradients against the float64
 convolution (TensorFlow's Eigen kernels) within 1e-5 relative to the output's
-scale. Every op is a LiteRT
-builtin (`PAD`, `SLICE`/`STRIDED_SLICE`, `CONCATENATION`, `RESHAPE`,
-`CONV_2D`, `FULLY_CONNECTED`).
+scale. Every op is a LiteRT builtin (`PAD`, `SLICE`/`STRIDED_SLICE`,
+`CONCATENATION`, `RESHAPE`, `CONV_2D`, `FULLY_CONNECTED`).
 
 Reference: Carreira & Zisserman, "Quo Vadis, Action Recognition?", CVPR 2017
 (the inflated 3D convolutions); the speed-ups are measured in the README's
@@ -302,8 +301,8 @@ def onednn_backward_defect(time, kernel_size, strides):
     corruption); 4, 8, 9 and 16 frames were right (a sweep of 300 shapes
     against float64), 3 and 12 finite; 3x3x3 kernels with stride 2 and all
     stride-1 kernels were right. The same shapes are right with oneDNN's AVX2
-    kernels (AMD EPYC, clips of 1-13 frames; `python tools/doctor.py --sweep`)
-    and with TensorFlow's Eigen kernels.
+    kernels (AMD EPYC: 1-17 frames, kernels 3/5/7, strides 1/2, `python
+    tools/doctor.py --sweep`) and with TensorFlow's Eigen kernels.
 
     The region routed away from those kernels contains every failure seen and
     the untested lengths around them: a temporal stride above 1 and a clip no
