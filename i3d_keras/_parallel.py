@@ -55,14 +55,15 @@ def _format_seconds(seconds: float) -> str:
 class Progress:
     """A one-line progress report with rate and ETA, written to stderr.
 
-    On a terminal the line is rewritten in place; otherwise (logs, CI, pipes:
-    no escape codes) a line is printed at most every `interval` seconds, plus
-    the final one. The rate and ETA count finished work only: items resumed
-    from an earlier run and failed items are left out.
+    On a terminal the line is rewritten in place (at most 5 times a second);
+    otherwise (logs, CI, pipes: no escape codes) a line is printed per step,
+    or at most every `interval` seconds where one is given. The rate and ETA
+    count finished work only: items resumed from an earlier run and failed
+    items are left out.
     """
 
     def __init__(self, total: int, desc: str = "", unit: str = "videos",
-                 stream: Optional[TextIO] = None, interval: float = 5.0,
+                 stream: Optional[TextIO] = None, interval: float = 0.0,
                  enabled: bool = True):
         self.total = total
         self.desc = desc
@@ -73,7 +74,7 @@ class Progress:
         self.failed = 0
         self.skipped = 0
         self._start = time.monotonic()
-        self._last = 0.0
+        self._last = float("-inf")  # the first update always prints
         self._interval = interval
         self._tty = bool(getattr(self.stream, "isatty", lambda: False)())
 

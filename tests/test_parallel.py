@@ -20,3 +20,18 @@ def test_progress_rate_counts_finished_work_only():
     one = io.StringIO()
     Progress(1, desc="predict", stream=one, interval=0).update(1)
     assert one.getvalue().startswith("predict 1/1 video 100.0%")
+
+
+def test_progress_off_a_terminal_prints_a_line_per_step():
+    stream = io.StringIO()
+    bar = Progress(4, desc="flow", stream=stream)  # the default: every step
+    for _ in range(4):
+        bar.update(1)
+    lines = stream.getvalue().splitlines()
+    assert [line.split(" videos")[0] for line in lines] == [
+        "flow 1/4", "flow 2/4", "flow 3/4", "flow 4/4"]
+    quiet = io.StringIO()
+    bar = Progress(4, desc="flow", stream=quiet, interval=3600)  # rate-limited on request
+    for _ in range(4):
+        bar.update(1)
+    assert len(quiet.getvalue().splitlines()) == 2  # the first and the final line
