@@ -573,7 +573,8 @@ def train(config, strategy=None, callbacks=()):
         f"{'the built-in motion dataset' if config.dataset is None else config.dataset}: "
         f"{len(class_names)} classes, clips of {config.frames} frames x "
         f"{config.image_size}x{config.image_size}, batch {config.batch_size}, "
-        f"{config.epochs} epochs x {steps} steps, {config.optimizer} lr {config.learning_rate} "
+        f"{config.epochs} epoch{'' if config.epochs == 1 else 's'} x {steps} "
+        f"step{'' if steps == 1 else 's'}, {config.optimizer} lr {config.learning_rate} "
         f"({config.lr_schedule}), precision {policy} ({reason}), XLA {'on' if xla else 'off'}, "
         f"{strategy.num_replicas_in_sync} "
         f"{'replica' if strategy.num_replicas_in_sync == 1 else 'replicas'}; writing to {out}",

@@ -97,6 +97,8 @@ def main(argv):
         num_cpu_devices=_CPUS.value, seed=_SEED.value, num_train=_NUM_TRAIN.value,
         num_val=_NUM_VAL.value, overwrite=_OVERWRITE.value,
     )
+    console.info(f"train: the {config.stream} stream of {config.arch} on "
+                 f"{config.dataset or 'the built-in motion dataset'}, into {config.output_dir}")
     try:
         summary = training.train(config)
     except (training.TrainingError, FileNotFoundError) as error:
