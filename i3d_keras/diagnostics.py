@@ -445,17 +445,14 @@ def _two_stream_model(size: int, policy: str):
     import keras  # noqa: PLC0415
 
     from i3d_keras import model as i3d_model  # noqa: PLC0415
+    from i3d_keras import precision  # noqa: PLC0415
 
     if (size, policy) not in _TWO_STREAM_MODELS:
-        previous = keras.config.dtype_policy()
-        keras.config.set_dtype_policy(policy)
-        try:
+        with precision.policy_scope(policy):
             keras.utils.set_random_seed(0)
             rgb = i3d_model.InceptionI3D(10, "rgb", frames=None, image_size=size)
             flow = i3d_model.InceptionI3D(10, "flow", frames=None, image_size=size)
             _TWO_STREAM_MODELS[size, policy] = i3d_model.TwoStreamI3D(rgb, flow)
-        finally:
-            keras.config.set_dtype_policy(previous)
     return _TWO_STREAM_MODELS[size, policy]
 
 
@@ -467,8 +464,9 @@ def _check_two_stream(case: Case, rng: np.random.Generator) -> Dict[str, float]:
     import tensorflow as tf  # noqa: PLC0415
 
     _, time_length, size, _, _ = case.input_shape
-    policy = {"float32": "float32", "bfloat16": "mixed_bfloat16",
-              "float16": "mixed_float16"}[case.dtype]
+    from i3d_keras import precision  # noqa: PLC0415
+
+    policy = precision.POLICIES[case.dtype]
     model = _two_stream_model(size, policy)
     reference = _two_stream_model(size, "float64")
     # Keras' (seeded) initial weights: Glorot-scaled kernels, BatchNorm
