@@ -15,7 +15,6 @@ Example:
 
 import dataclasses
 import functools
-import os
 import platform
 from typing import FrozenSet
 
@@ -33,7 +32,7 @@ class CpuInfo:
         model: the model name (`"AMD EPYC"`, `"Intel(R) Xeon(R) Platinum ..."`).
         vendor: `"AuthenticAMD"`, `"GenuineIntel"`, ... (empty if unknown).
         flags: the feature flags, lower case (`"avx2"`, `"avx512f"`, `"amx_bf16"`).
-        cores: logical CPUs this process may run on.
+        cores: logical CPUs this process may run on (at least 1).
     """
 
     model: str
@@ -93,8 +92,9 @@ def parse_cpuinfo(text: str, cores: int = 0) -> CpuInfo:
 @functools.lru_cache(maxsize=None)
 def cpu_info() -> CpuInfo:
     """This machine's CPU (cached). Flags are empty where the OS does not list them."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
-        os.cpu_count() or 0)
+    from i3d_keras._parallel import default_num_workers  # noqa: PLC0415
+
+    cores = default_num_workers()
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
             return parse_cpuinfo(f.read(), cores)

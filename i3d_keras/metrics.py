@@ -478,17 +478,13 @@ def download_tfhub_module(cache_dir: Optional[PathLike] = None) -> str:
 
 
 def _build_i3d(precision):
+    from i3d_keras import precision as precisions  # noqa: PLC0415
     from i3d_keras.model import InceptionI3D  # noqa: PLC0415
-    from i3d_keras.training import resolve_precision  # noqa: PLC0415
 
-    previous = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy(resolve_precision(precision))
-    try:
+    with precisions.policy_scope(precisions.resolve_precision(precision)):
         # Any clip length and frame size: the preprocessing decides (224 in
         # the protocol, where the adaptive head is exactly the paper's head).
         return InceptionI3D(400, "rgb", frames=None, image_size=None, name="fvd_i3d")
-    finally:
-        keras.mixed_precision.set_global_policy(previous)
 
 
 def load_fvd_model(weights="tfhub", *, precision="float32", cache_dir=None) -> keras.Model:

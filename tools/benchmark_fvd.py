@@ -16,7 +16,6 @@ The weights do not change the cost: random ones are used unless --weights is giv
 """
 
 import json
-import platform
 
 from i3d_keras import console
 
@@ -37,17 +36,6 @@ _WEIGHTS = flags.DEFINE_string("weights", "random", "Weights (see tools/fvd.py -
 _JSON = flags.DEFINE_string("json", None, "Also write the results to this JSON file.")
 
 
-def _cpu_name():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def main(argv):
     if len(argv) > 1:
         console.fail(f"unexpected arguments {argv[1:]}")
@@ -55,12 +43,11 @@ def main(argv):
         if flags.FLAGS[name].value < 1:
             console.fail(f"--{name} must be >= 1. Received: {flags.FLAGS[name].value}")
 
-    import os  # noqa: PLC0415
     import warnings  # noqa: PLC0415
 
     import tensorflow as tf  # noqa: PLC0415
 
-    from i3d_keras import metrics  # noqa: PLC0415
+    from i3d_keras import hardware, metrics  # noqa: PLC0415
 
     precision = "auto" if _MIXED.value else "float32"
     try:
@@ -72,12 +59,13 @@ def main(argv):
     except OSError as error:
         console.fail(str(error), console.EXIT_FAILED)
     console.info(f"timing {console.plural(_CLIPS.value, 'clip')} of {_FRAMES.value}x"
-                 f"{_INPUT_SIZE.value}x{_INPUT_SIZE.value}, {_REPEATS.value} runs ...")
+                 f"{_INPUT_SIZE.value}x{_INPUT_SIZE.value}, {console.plural(_REPEATS.value, 'run')} ...")
     result = metrics.benchmark_video_features(
         model, clips=_CLIPS.value, frames=_FRAMES.value, input_size=_INPUT_SIZE.value,
         batch_size=_BATCH.value, repeats=_REPEATS.value, set_size=_SET_SIZE.value)
     gpus = tf.config.list_physical_devices("GPU")
-    result.update(cpu=_cpu_name(), cpu_cores=len(os.sched_getaffinity(0)),
+    cpu = hardware.cpu_info()
+    result.update(cpu=cpu.model, cpu_cores=cpu.cores,
                   gpus=[g.name for g in gpus], weights=_WEIGHTS.value)
     minutes = result["set_seconds"] / 60
     print(f"features: {result['seconds_per_clip']:.3f} s per clip (median of "
