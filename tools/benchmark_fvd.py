@@ -58,8 +58,9 @@ def main(argv):
         console.fail(f"--weights: {error}")
     except OSError as error:
         console.fail(str(error), console.EXIT_FAILED)
-    console.info(f"timing {console.plural(_CLIPS.value, 'clip')} of {_FRAMES.value}x"
-                 f"{_INPUT_SIZE.value}x{_INPUT_SIZE.value}, {console.plural(_REPEATS.value, 'run')} ...")
+    size = f"{_FRAMES.value}x{_INPUT_SIZE.value}x{_INPUT_SIZE.value}"
+    console.info(f"timing {console.plural(_CLIPS.value, 'clip')} of {size}, "
+                 f"{console.plural(_REPEATS.value, 'run')} ...")
     result = metrics.benchmark_video_features(
         model, clips=_CLIPS.value, frames=_FRAMES.value, input_size=_INPUT_SIZE.value,
         batch_size=_BATCH.value, repeats=_REPEATS.value, set_size=_SET_SIZE.value)
