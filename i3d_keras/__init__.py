@@ -25,9 +25,9 @@ import os
 import sys
 
 # oneDNN's CPU kernels, on which I3D's convolutions run as 2D ones
-# (i3d_keras.convolution): TensorFlow turns them on by default only on CPUs with
+# (i3d_keras.models.convolution): TensorFlow turns them on by default only on CPUs with
 # AVX-512 neural-network extensions or AMX. On the project's AVX2 CPU, with the
-# gradients i3d_keras.convolution picks for them, the forward pass took 0.81-0.89
+# gradients i3d_keras.models.convolution picks for them, the forward pass took 0.81-0.89
 # and the training step 0.75 of the time without them (README, "Speed").
 # TensorFlow reads this once, when it loads: it takes effect when i3d_keras is
 # imported before TensorFlow (as the tools do); set TF_ENABLE_ONEDNN_OPTS=0 to
@@ -39,69 +39,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 __version__ = "0.1.0"
 
-# Public name -> module that defines it.
-_EXPORTS = {
-    "model": [
-        "ARCHITECTURE", "ENDPOINTS", "InceptionI3D", "TwoStreamI3D", "apply_inception_block",
-        "apply_logits_head", "apply_unit3d", "endpoint_model", "logits_model",
-    ],
-    "layers": [
-        "BatchNormalization", "Conv3D", "DepthwiseConv3D", "Mean", "Pooling3D", "WeightedSum",
-    ],
-    "receptive_field": ["receptive_fields"],
-    "inflation": [
-        "adapt_input_channels", "i3d_time_kernel", "inflate", "inflate_kernel",
-        "inflate_model", "inflate_weights", "resnet_time_kernel", "unpadded_time_positions",
-    ],
-    "inception_v1": ["InceptionV1", "inflate_into_i3d", "load_slim_checkpoint"],
-    "conversion": ["CHECKPOINT_NAMES", "from_deepmind_checkpoint", "load_deepmind_checkpoint"],
-    "weights": ["load_pretrained"],
-    "preprocessing": [
-        "center_crop", "dequantize_flow", "flip_left_right", "quantize_flow", "random_crop",
-        "resize_short_side", "sample_frames", "scale_rgb",
-    ],
-    "video": ["VideoDecodeError", "read_video", "write_video"],
-    "flow": ["compute_flow", "extract_flow"],
-    "records": ["read_examples", "write_shards"],
-    "datasets": ["prepare_dataset"],
-    "input_pipeline": ["build_dataset", "load_split", "video_files_dataset"],
-    "motion_dataset": ["generate_motion_clips", "motion_datasets", "write_motion_dataset"],
-    "training": ["TrainConfig", "train"],
-    "precision": ["resolve_precision", "use_precision", "with_precision"],
-    "export": ["export_saved_model", "export_tflite", "verify_tflite"],
-    "metrics": [
-        "FeatureStatistics", "FrechetVideoDistance", "KernelVideoDistance", "frechet_distance",
-        "kernel_distance", "load_fvd_model", "preprocess_videos", "video_distances",
-        "video_features",
-    ],
-}
-_SUBMODULES = [
-    "baselines", "comparison", "console", "conversion", "convolution", "datasets", "diagnostics",
-    "evaluation", "export", "flow", "hardware", "inception_v1", "inference", "inflation",
-    "input_pipeline", "layers", "metrics", "model", "motion_dataset", "precision",
-    "preprocessing", "receptive_field", "records", "training", "video", "weights",
-]
-_OWNER = {name: module for module, names in _EXPORTS.items() for name in names}
+from i3d_keras import _api  # noqa: E402
 
-__all__ = sorted(_OWNER)
-
-
-def __getattr__(name):
-    if name in _OWNER:
-        value = getattr(importlib.import_module(f"{__name__}.{_OWNER[name]}"), name)
-        setattr(sys.modules[__name__], name, value)
-        return value
-    if name in _SUBMODULES:
-        return importlib.import_module(f"{__name__}.{name}")
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(__all__) | set(_SUBMODULES))
+__getattr__, __dir__, __all__ = _api.lazy_exports(__name__)
+_api.install_moved_module_finder()
 
 
 class _RegisterLayersAfterKeras(importlib.abc.MetaPathFinder):
-    """Imports `i3d_keras.layers` once the first import of Keras or TensorFlow
+    """Imports `i3d_keras.models.layers` once the first import of Keras or TensorFlow
     (each imports the other) has finished, then steps aside."""
 
     def __init__(self):
@@ -127,24 +72,24 @@ class _RegisterLayersAfterKeras(importlib.abc.MetaPathFinder):
                 self.depth -= 1
             if self.depth == 0 and self in sys.meta_path:
                 sys.meta_path.remove(self)
-                importlib.import_module(f"{__package__}.layers")
+                importlib.import_module(f"{__package__}.models.layers")
 
         spec.loader.exec_module = exec_then_register
         return spec
 
 
 # Saved models name their custom layers ("i3d_keras>Pooling3D"); Keras can only
-# resolve them once `i3d_keras.layers` has registered them: at once if Keras or
+# resolve them once `i3d_keras.models.layers` has registered them: at once if Keras or
 # TensorFlow is loaded, else right after Keras loads. So `import i3d_keras`
 # loads no TensorFlow itself, and a tool can set up its output first
-# (i3d_keras.console) and still `keras.models.load_model` any I3D file.
+# (i3d_keras.utils.console) and still `keras.models.load_model` any I3D file.
 if multiprocessing.parent_process() is None:
     if "keras" in sys.modules or "tensorflow" in sys.modules:
-        importlib.import_module(f"{__name__}.layers")
+        importlib.import_module(f"{__name__}.models.layers")
     elif not any(isinstance(f, _RegisterLayersAfterKeras) for f in sys.meta_path):
         sys.meta_path.insert(0, _RegisterLayersAfterKeras())
     if _TF_LOADED_WITH_ITS_DEFAULT and not importlib.import_module(
-            f"{__name__}.convolution").onednn_enabled():
+            f"{__name__}.models.convolution").onednn_enabled():
         import warnings  # noqa: PLC0415
 
         warnings.warn(

@@ -27,7 +27,7 @@ import os
 import subprocess
 import sys
 
-from i3d_keras import console  # noqa: E402
+from i3d_keras.utils import console  # noqa: E402
 
 console.setup()  # before TensorFlow and OpenCV load: quiet unless --verbose
 
@@ -46,13 +46,13 @@ _ONEDNN = flags.DEFINE_enum("onednn", "default", ["default", "on", "off", "both"
                             "process each, results side by side).")
 _IMPLEMENTATION = flags.DEFINE_enum(
     "implementation", "auto", ["auto", "conv2d", "conv3d"],
-    "How I3D computes its 3D convolutions (i3d_keras.layers.Conv3D): auto (the default: "
+    "How I3D computes its 3D convolutions (i3d_keras.models.layers.Conv3D): auto (the default: "
     "2D convolutions on CPUs, TF's Conv3D with a GPU), conv2d or conv3d.")
 _COMPARE_WITH = flags.DEFINE_enum(
     "compare_with", None, ["auto", "conv2d", "conv3d"],
     "Also time this implementation in the same run and report the speed-ups.")
 _PYTORCH = flags.DEFINE_bool("pytorch", False, "Also time the same network in PyTorch "
-                              "(i3d_keras/pytorch_reference.py) in the same run.")
+                              "(i3d_keras/benchmarks/pytorch_reference.py) in the same run.")
 _PYTORCH_PYTHON = flags.DEFINE_string("pytorch_python", None, "The Python that has torch "
                                       "(implies --pytorch; default: this one).")
 _PRECISION = flags.DEFINE_enum("mixed_precision", "auto", ["auto", "float32", "float16",
@@ -112,23 +112,24 @@ def main(argv):
     if _ONEDNN.value != "default":
         os.environ["TF_ENABLE_ONEDNN_OPTS"] = "1" if _ONEDNN.value == "on" else "0"
 
-    from i3d_keras import benchmarking, precision  # noqa: PLC0415 (after the environment is set)
+    from i3d_keras.benchmarks import speed  # noqa: PLC0415 (after the environment is set)
+    from i3d_keras.runtime import precision  # noqa: PLC0415 (after the environment is set)
 
     policy, reason = precision.choose_precision(_PRECISION.value)
     console.info(f"benchmark: precision {policy} ({reason})")
 
     frames = [int(f) for f in _FRAMES.value.split(",") if f]
     try:
-        results = benchmarking.run_benchmarks(
+        results = speed.run_benchmarks(
             frames=frames, image_size=_SIZE.value, repeats=_REPEATS.value,
             train_batch=None if _SKIP_TRAIN.value else _TRAIN_BATCH.value,
             train_frames=_TRAIN_FRAMES.value, xla=_XLA.value, litert_frames=_LITERT.value,
             implementation=_IMPLEMENTATION.value, compare_with=_COMPARE_WITH.value,
             pytorch_python=pytorch_python, mixed_precision=_PRECISION.value)
-    except benchmarking.PyTorchError as error:  # --pytorch without torch: no traceback
+    except speed.PyTorchError as error:  # --pytorch without torch: no traceback
         console.fail(f"{error}")
     results["onednn"] = _ONEDNN.value
-    results["table"] = benchmarking.format_results(results)
+    results["table"] = speed.format_results(results)
     print(results["table"], file=sys.stderr)
     if _OUTPUT.value:
         with open(_OUTPUT.value, "w") as f:
@@ -136,7 +137,7 @@ def main(argv):
     print(json.dumps(results))
     if _PLOT.value:
         try:
-            print(f"plot: {benchmarking.plot_results(results, _PLOT.value)}", file=sys.stderr)
+            print(f"plot: {speed.plot_results(results, _PLOT.value)}", file=sys.stderr)
         except OSError as error:  # the timings are printed above
             console.fail(f"cannot write the plot ({error}). Received: --plot={_PLOT.value}",
                          console.EXIT_FAILED)

@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from i3d_keras import console  # noqa: E402
+from i3d_keras.utils import console  # noqa: E402
 
 console.setup()  # before TensorFlow and OpenCV load: quiet unless --verbose
 
@@ -37,8 +37,8 @@ _CLIPS = flags.DEFINE_integer("clips", 24, "Clips timed per pipeline configurati
 def bench_flow(video):
     import cv2
 
-    from i3d_keras.flow import _gray, create_flow_estimator
-    from i3d_keras.video import read_video
+    from i3d_keras.data.flow import _gray, create_flow_estimator
+    from i3d_keras.data.video import read_video
 
     cv2.setNumThreads(1)
     frames = read_video(video, max_frames=max(_PAIRS.value, _TVL1_PAIRS.value) + 1)
@@ -58,7 +58,7 @@ def bench_flow(video):
 
 
 def bench_motion():
-    from i3d_keras import motion_dataset as md
+    from i3d_keras.data import motion_dataset as md
 
     for with_flow in (False, True):
         t0 = time.perf_counter()
@@ -70,9 +70,9 @@ def bench_motion():
 def bench_pipeline(videos):
     import tensorflow as tf
 
-    from i3d_keras import input_pipeline, records
-    from i3d_keras.flow import compute_flow
-    from i3d_keras.video import read_video
+    from i3d_keras.data import input_pipeline, records
+    from i3d_keras.data.flow import compute_flow
+    from i3d_keras.data.video import read_video
 
     with tempfile.TemporaryDirectory() as tmp:
         examples = []

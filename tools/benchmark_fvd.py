@@ -2,7 +2,7 @@
 
 Reference: Unterthiner et al., "Towards Accurate Generative Models of Video: A New
 Metric & Challenges", arXiv:1812.01717 (2048 clips of 16 frames per set in the usual
-protocol). Times `i3d_keras.metrics.video_features`' work on random uint8 clips:
+protocol). Times `i3d_keras.tasks.fvd.video_features`' work on random uint8 clips:
 the TF1 bilinear resize to 224x224, [-1, 1], and I3D up to its time-averaged logits,
 batch by batch after a warm-up batch (tracing). Reports the median seconds per clip
 over --repeats runs of --clips clips, and that median times --set_size.
@@ -17,7 +17,7 @@ The weights do not change the cost: random ones are used unless --weights is giv
 
 import json
 
-from i3d_keras import console
+from i3d_keras.utils import console
 
 console.setup()  # before TensorFlow loads: quiet unless --verbose
 
@@ -30,7 +30,7 @@ _BATCH = flags.DEFINE_integer("batch_size", 1, "Clips per forward pass.")
 _REPEATS = flags.DEFINE_integer("repeats", 3, "Timed runs (median).")
 _SET_SIZE = flags.DEFINE_integer("set_size", 2048, "Clips of the extrapolated FVD set.")
 _MIXED = flags.DEFINE_bool("mixed_precision", False, "The package's 'auto' precision "
-                           "(i3d_keras.precision: bfloat16 on AMX/AVX512-BF16 CPUs and "
+                           "(i3d_keras.runtime.precision: bfloat16 on AMX/AVX512-BF16 CPUs and "
                            "newer GPUs, float16 on 7.x GPUs, else float32).")
 _WEIGHTS = flags.DEFINE_string("weights", "random", "Weights (see tools/fvd.py --weights).")
 _JSON = flags.DEFINE_string("json", None, "Also write the results to this JSON file.")
@@ -47,13 +47,14 @@ def main(argv):
 
     import tensorflow as tf  # noqa: PLC0415
 
-    from i3d_keras import hardware, metrics  # noqa: PLC0415
+    from i3d_keras.runtime import hardware  # noqa: PLC0415
+    from i3d_keras.tasks import fvd  # noqa: PLC0415
 
     precision = "auto" if _MIXED.value else "float32"
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # random weights: no FVD is computed here
-            model = metrics.load_fvd_model(_WEIGHTS.value, precision=precision)
+            model = fvd.load_fvd_model(_WEIGHTS.value, precision=precision)
     except (FileNotFoundError, ValueError) as error:
         console.fail(f"--weights: {error}")
     except OSError as error:
@@ -61,7 +62,7 @@ def main(argv):
     size = f"{_FRAMES.value}x{_INPUT_SIZE.value}x{_INPUT_SIZE.value}"
     console.info(f"timing {console.plural(_CLIPS.value, 'clip')} of {size}, "
                  f"{console.plural(_REPEATS.value, 'run')} ...")
-    result = metrics.benchmark_video_features(
+    result = fvd.benchmark_video_features(
         model, clips=_CLIPS.value, frames=_FRAMES.value, input_size=_INPUT_SIZE.value,
         batch_size=_BATCH.value, repeats=_REPEATS.value, set_size=_SET_SIZE.value)
     gpus = tf.config.list_physical_devices("GPU")

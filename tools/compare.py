@@ -1,7 +1,7 @@
 """Compares I3D with the paper's other architectures: cost and accuracy.
 
 Reference: Carreira & Zisserman, "Quo Vadis, Action Recognition?", CVPR 2017,
-Tables 1 and 2. For each architecture (`i3d_keras.baselines.ARCHITECTURES`):
+Tables 1 and 2. For each architecture (`i3d_keras.models.baselines.ARCHITECTURES`):
 parameters, input frames, multiply-adds per clip, and validation accuracy after
 a short training run on the built-in motion dataset (5 pairs of classes that
 are time reversals of each other), including the within-pair accuracy, where a
@@ -25,13 +25,13 @@ Usage:
 
 import os
 
-from i3d_keras import console  # noqa: E402
+from i3d_keras.utils import console  # noqa: E402
 
 console.setup()  # before TensorFlow and OpenCV load: quiet unless --verbose
 
 from absl import flags  # noqa: E402
 
-from i3d_keras import precision  # noqa: E402
+from i3d_keras.runtime import precision  # noqa: E402
 
 _DEFAULT_ARCHS = ("convnet_pooling,convnet_lstm,c3d,two_stream_2d,3d_fused,i3d,two_stream_i3d")
 
@@ -58,7 +58,7 @@ _XLA = flags.DEFINE_bool("xla", None, "Compile with XLA (default: with a GPU; on
 
 def main(argv):
     del argv
-    from i3d_keras import comparison  # noqa: PLC0415 (after the environment is set)
+    from i3d_keras.tasks import comparison  # noqa: PLC0415 (after the environment is set)
     precision.use_precision(_PRECISION.value, tool="compare")
 
     try:

@@ -22,7 +22,7 @@ The `.keras` file loads with `keras.models.load_model(path)` after
 
 import os
 
-from i3d_keras import console  # noqa: E402
+from i3d_keras.utils import console  # noqa: E402
 
 console.setup()  # before TensorFlow and OpenCV load: quiet unless --verbose
 
@@ -52,10 +52,10 @@ def main(argv):
         console.fail(f"--frames must be positive. Received: frames={FLAGS.frames}")
 
     import i3d_keras  # noqa: F401, PLC0415 (sets TF options, registers layers)
-    from i3d_keras import conversion  # noqa: PLC0415
+    from i3d_keras.weights import deepmind  # noqa: PLC0415
 
     try:
-        model = conversion.from_deepmind_checkpoint(
+        model = deepmind.from_deepmind_checkpoint(
             FLAGS.checkpoint, frames=FLAGS.frames, image_size=FLAGS.image_size
         )
     except (FileNotFoundError, ValueError) as error:

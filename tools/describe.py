@@ -11,7 +11,7 @@ Usage:
 
 import os
 
-from i3d_keras import console  # noqa: E402
+from i3d_keras.utils import console  # noqa: E402
 
 console.setup()  # before TensorFlow and OpenCV load: quiet unless --verbose
 
@@ -28,7 +28,7 @@ _MODEL = flags.DEFINE_string("model", None, "A saved .keras model to describe in
 def main(argv):
     del argv
     import i3d_keras  # noqa: PLC0415 (after the environment is set)
-    from i3d_keras.receptive_field import format_table  # noqa: PLC0415
+    from i3d_keras.models.receptive_field import format_table  # noqa: PLC0415
 
     if _MODEL.value:
         if not os.path.exists(_MODEL.value):

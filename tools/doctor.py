@@ -29,7 +29,7 @@ import json
 import sys
 import time
 
-from i3d_keras import console
+from i3d_keras.utils import console
 
 console.setup()  # before TensorFlow loads: quiet unless --verbose
 
@@ -77,7 +77,7 @@ def _print_report(report):
 def main(argv):
     if len(argv) > 1:
         console.fail(f"unexpected arguments {argv[1:]}")
-    from i3d_keras import diagnostics  # noqa: PLC0415
+    from i3d_keras.benchmarks import diagnostics  # noqa: PLC0415
 
     dtypes = [p.strip() for p in _PRECISIONS.value or []]
     bad = [p for p in dtypes if p not in diagnostics.TOLERANCES]
@@ -111,7 +111,7 @@ def main(argv):
         what = (f"I3D's convolution and pooling configurations at "
                 f"{', '.join(map(str, lengths))} frames, and a two-stream I3D")
     console.info(f"Checking {console.plural(len(cases), 'case')} against float64: {what} ...")
-    from i3d_keras._parallel import Progress  # noqa: PLC0415
+    from i3d_keras.data.parallel import Progress  # noqa: PLC0415
 
     progress = Progress(len(cases), desc="checked", unit="cases")
 

@@ -28,7 +28,7 @@ Usage:
   python tools/evaluate.py --model runs/i3d_rgb_motion/best.keras --dataset data/motion
 
 --model / --flow_model take a .keras file, a SavedModel folder (from
-i3d_keras.export) or a DeepMind checkpoint. Results go to standard output (and
+i3d_keras.export.exporters) or a DeepMind checkpoint. Results go to standard output (and
 --json), progress and messages to standard error; --verbose shows the
 libraries' logs. Exit status: 0 on success, 2 on a usage error (missing model,
 no --dataset for a model without a run folder, a folder without shards, classes
@@ -39,13 +39,13 @@ import json
 import os
 import tempfile
 
-from i3d_keras import console  # noqa: E402
+from i3d_keras.utils import console  # noqa: E402
 
 console.setup()  # before TensorFlow and OpenCV load: quiet unless --verbose
 
 from absl import flags  # noqa: E402
 
-from i3d_keras import precision  # noqa: E402
+from i3d_keras.runtime import precision  # noqa: E402
 
 _PRECISION = flags.DEFINE_enum("mixed_precision", "auto", list(precision.PRECISIONS),
                                precision.FLAG_HELP)
@@ -91,7 +91,7 @@ def main(argv):
     if _JSON.value and not os.path.isdir(os.path.dirname(os.path.abspath(_JSON.value))):
         console.fail(f"the folder of --json does not exist. Received: json={_JSON.value!r}")
 
-    from i3d_keras import evaluation, inference  # noqa: PLC0415 (TensorFlow)
+    from i3d_keras.tasks import evaluation, inference  # noqa: PLC0415 (TensorFlow)
 
     with tempfile.TemporaryDirectory(prefix="i3d_motion_") as scratch:
         dataset, split = _DATASET.value, _SPLIT.value

@@ -25,7 +25,7 @@ Usage:
 import json
 import os
 
-from i3d_keras import console  # noqa: E402
+from i3d_keras.utils import console  # noqa: E402
 
 console.setup()  # before TensorFlow and OpenCV load: quiet unless --verbose
 
@@ -62,7 +62,7 @@ def main(argv):
     import numpy as np  # noqa: PLC0415
 
     import i3d_keras  # noqa: PLC0415
-    from i3d_keras import export  # noqa: PLC0415
+    from i3d_keras.export import exporters  # noqa: PLC0415
 
     if _MODEL.value:
         model = _load(_MODEL.value)
@@ -81,29 +81,29 @@ def main(argv):
         class_names = [line.strip() for line in open(_LABELS.value) if line.strip()]
     try:
         if _FORMAT.value == "saved_model":
-            path = export.export_saved_model(
+            path = exporters.export_saved_model(
                 model, _BASE.value, _NAME.value, _VERSION.value, class_names=class_names,
                 top_k=_TOP_K.value, image_size=image_size, overwrite=_OVERWRITE.value)
             config = os.path.join(_BASE.value, "models.config")
             if not os.path.exists(config):
                 with open(config, "w") as f:
-                    f.write(export.models_config([(_NAME.value, f"/models/{_NAME.value}")]))
+                    f.write(exporters.models_config([(_NAME.value, f"/models/{_NAME.value}")]))
             print(f"SavedModel written to {path} (TF Serving base path "
                   f"{os.path.dirname(path)}); signatures: serving_default (raw uint8 frames), "
                   "preprocessed (float clips)")
             return
         output = _OUTPUT.value or os.path.join(_BASE.value, f"{_NAME.value}.tflite")
-        path = export.export_tflite(model, output, quantization=_QUANT.value,
+        path = exporters.export_tflite(model, output, quantization=_QUANT.value,
                                     frames=_FRAMES.value, image_size=_SIZE.value)
         print(f"LiteRT model written to {path} ({os.path.getsize(path) / 1e6:.1f} MB), ops: "
-              f"{', '.join(export.tflite_builtin_ops(path))}")
+              f"{', '.join(exporters.tflite_builtin_ops(path))}")
         if _VERIFY.value:
-            interpreter = export.litert_interpreter(path)
+            interpreter = exporters.litert_interpreter(path)
             rng = np.random.default_rng(0)
             clip = {k: rng.uniform(-1, 1, d["shape"]).astype("float32")
                     for k, d in interpreter.get_signature_runner().get_input_details().items()}
-            print(json.dumps(export.verify_tflite(model, path, clip)))
-    except export.ExportError as error:
+            print(json.dumps(exporters.verify_tflite(model, path, clip)))
+    except exporters.ExportError as error:
         console.fail(f"{error}", console.EXIT_FAILED)
 
 

@@ -25,13 +25,13 @@ libraries' logs. Exit status: 0 all done, 1 some videos failed, 2 a usage error.
 """
 
 
-from i3d_keras import console  # noqa: E402
+from i3d_keras.utils import console  # noqa: E402
 
 console.setup()  # before TensorFlow and OpenCV load: quiet unless --verbose
 
 from absl import flags  # noqa: E402
 
-from i3d_keras import precision  # noqa: E402
+from i3d_keras.runtime import precision  # noqa: E402
 
 _PRECISION = flags.DEFINE_enum("mixed_precision", "auto", list(precision.PRECISIONS),
                                precision.FLAG_HELP)
@@ -58,7 +58,7 @@ def main(argv):
     if not streams or any(s not in ("rgb", "flow") for s in streams):
         console.fail(f"--streams must be rgb, flow or rgb,flow. Received: {streams}")
 
-    from i3d_keras import inference  # noqa: PLC0415 (TensorFlow)
+    from i3d_keras.tasks import inference  # noqa: PLC0415 (TensorFlow)
     precision.use_precision(_PRECISION.value, tool="extract_features")
 
     videos, root = inference.find_videos(argv[1:])

@@ -4,7 +4,7 @@ Flow as in I3D (Carreira & Zisserman, CVPR 2017): grayscale frames at 25 fps
 with short side 256, TV-L1 (`cv2.optflow.DualTVL1OpticalFlow`), clipped to
 [-20, 20] pixels and scaled to [-1, 1]; stored per video as quantised uint8 in
 `<output_dir>/<relative path>.flow.npz` (read back with
-`i3d_keras.flow.load_flow`). flow[t] is frame t -> t+1, the last field
+`i3d_keras.data.flow.load_flow`). flow[t] is frame t -> t+1, the last field
 repeated, so flow and RGB align frame by frame.
 
 Rerunning the same command resumes: finished outputs are skipped. A video that
@@ -22,7 +22,7 @@ one core per 340x256 frame pair (1-3 s); `--method dis` is ~190x faster, noisier
 
 from pathlib import Path
 
-from i3d_keras import console  # noqa: E402
+from i3d_keras.utils import console  # noqa: E402
 
 console.setup()  # before TensorFlow and OpenCV load: quiet unless --verbose
 
@@ -39,7 +39,7 @@ _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Recompute existing outputs."
 
 def find_videos(spec: str):
     """Returns (videos, root) for a folder, a video file or a list file."""
-    from i3d_keras.video import VIDEO_EXTENSIONS  # noqa: PLC0415
+    from i3d_keras.data.video import VIDEO_EXTENSIONS  # noqa: PLC0415
 
     path = Path(spec)
     if not path.exists():
@@ -64,7 +64,7 @@ def main(argv):
         console.fail(f"unexpected arguments {argv[1:]}")
     if not _INPUT.value or not _OUTPUT.value:
         console.fail("--input and --output_dir are required (see --help)")
-    from i3d_keras.flow import extract_flow  # noqa: PLC0415
+    from i3d_keras.data.flow import extract_flow  # noqa: PLC0415
 
     videos, root = find_videos(_INPUT.value)
     report = extract_flow(videos, _OUTPUT.value, method=_METHOD.value, root=root,

@@ -6,7 +6,7 @@ Metric & Challenges", arXiv:1812.01717, computed as their reference implementati
 bilinear convention (no aspect ratio kept), [0, 255] -> [-1, 1], the 400 logits of
 TF-Hub's I3D Kinetics-400 averaged over time, the Fréchet distance of Gaussians
 fitted to them in float64; KVD is the unbiased polynomial-kernel MMD^2 (KID) of the
-same features. See i3d_keras/metrics.py.
+same features. See i3d_keras/tasks/fvd.py.
 
 Usage:
   # Two folders of videos (searched recursively), the reference's weights (downloaded
@@ -37,7 +37,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from i3d_keras import console
+from i3d_keras.utils import console
 
 console.setup()  # before TensorFlow and OpenCV load: quiet unless --verbose
 
@@ -66,7 +66,7 @@ _RESIZE = flags.DEFINE_enum("resize", "tf1", ["tf1", "tf2", "align_corners"],
 _VALUE_RANGE = flags.DEFINE_list("value_range", ["0", "255"], "low,high of float arrays.")
 _FPS = flags.DEFINE_float("fps", None, "Decode video files at this rate (default: as stored).")
 _MIXED = flags.DEFINE_bool("mixed_precision", False, "Use the package's 'auto' precision "
-                           "(i3d_keras.precision: bfloat16 or float16 where the hardware has "
+                           "(i3d_keras.runtime.precision: bfloat16 or float16 where the hardware has "
                            "it). FVDs are comparable in float32 only.")
 _KVD = flags.DEFINE_bool("kvd", True, "Also compute KVD.")
 _KVD_SUBSET = flags.DEFINE_integer("kvd_subset_size", None, "KVD as the mean over 100 random "
@@ -115,9 +115,9 @@ def _load(spec, role):
         else:
             with np.load(path, allow_pickle=False) as data:
                 if {"mean", "covariance", "count"} <= set(data.files):
-                    from i3d_keras import metrics  # noqa: PLC0415 (TensorFlow)
+                    from i3d_keras.tasks import fvd  # noqa: PLC0415 (TensorFlow)
 
-                    return "stats", metrics.FeatureStatistics.load(path)
+                    return "stats", fvd.FeatureStatistics.load(path)
                 names = [n for n in data.files if n in ("videos", "features")] or data.files
                 if len(names) != 1:
                     raise _UsageError(
@@ -212,12 +212,12 @@ def main(argv):
                           "weights": weights}
                 _check_protocol(data, role, wanted, "this run")
 
-    from i3d_keras import metrics  # noqa: PLC0415 (TensorFlow)
+    from i3d_keras.tasks import fvd  # noqa: PLC0415 (TensorFlow)
 
     model = None
     if any(kind in ("folder", "videos") for kind, _ in inputs.values()):
         try:
-            model = metrics.load_fvd_model(weights, precision=precision)
+            model = fvd.load_fvd_model(weights, precision=precision)
         except FileNotFoundError as error:
             raise _UsageError(f"--weights: {error}") from None
         except ValueError as error:
@@ -234,7 +234,7 @@ def main(argv):
                 _say(f"encoding the {role} set: "
                      f"{data if kind == 'folder' else console.plural(len(data), 'video')}")
                 try:
-                    data = metrics.video_features(
+                    data = fvd.video_features(
                         data, model, frames=(_FRAMES.value if kind == "folder"
                                              or flags.FLAGS["frames"].present else None),
                         batch_size=_BATCH.value, image_size=image_size,
@@ -249,7 +249,7 @@ def main(argv):
                     "weights": weights, "precision": info.get("precision"),
                     "source": str(_REAL.value if role == "real" else _GENERATED.value)}
             try:
-                stats[role] = metrics.FeatureStatistics.from_features(data, meta)
+                stats[role] = fvd.FeatureStatistics.from_features(data, meta)
             except ValueError as error:
                 raise _InputError(f"--{role}: {error}") from None
         infos[role] = _describe(role, kind, dict(roles)[role], info, stats[role])
@@ -267,14 +267,14 @@ def main(argv):
         if real.mean.shape != generated.mean.shape:
             raise _UsageError(f"the sets have features of different sizes: "
                               f"{real.mean.shape[0]} and {generated.mean.shape[0]}")
-        result["fvd"] = metrics.frechet_distance(*real.gaussian, *generated.gaussian)
+        result["fvd"] = fvd.frechet_distance(*real.gaussian, *generated.gaussian)
         result["kvd"] = None
         if _KVD.value:
             if real.features is None or generated.features is None:
                 _say("warning: no KVD: a statistics file without features")
             else:
                 try:
-                    result["kvd"] = metrics.kernel_distance(
+                    result["kvd"] = fvd.kernel_distance(
                         real.features, generated.features, subset_size=_KVD_SUBSET.value)
                 except ValueError as error:
                     raise _UsageError(f"--kvd_subset_size: {error}") from None

@@ -34,13 +34,13 @@ classified, 1 some failed, 2 a usage error (e.g. a missing model file).
 import json
 import os
 
-from i3d_keras import console  # noqa: E402
+from i3d_keras.utils import console  # noqa: E402
 
 console.setup()  # before TensorFlow and OpenCV load: quiet unless --verbose
 
 from absl import flags  # noqa: E402
 
-from i3d_keras import precision  # noqa: E402
+from i3d_keras.runtime import precision  # noqa: E402
 
 _PRECISION = flags.DEFINE_enum("mixed_precision", "auto", list(precision.PRECISIONS),
                                precision.FLAG_HELP)
@@ -80,7 +80,7 @@ def main(argv):
     if _JSON.value and not os.path.isdir(os.path.dirname(os.path.abspath(_JSON.value))):
         console.fail(f"the folder of --json does not exist. Received: json={_JSON.value!r}")
 
-    from i3d_keras import inference  # noqa: PLC0415 (TensorFlow)
+    from i3d_keras.tasks import inference  # noqa: PLC0415 (TensorFlow)
     precision.use_precision(_PRECISION.value, tool="predict")
 
     videos, _ = inference.find_videos(argv[1:])

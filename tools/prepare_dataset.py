@@ -8,7 +8,7 @@ same command resumes (finished shards are skipped). Videos that fail (missing,
 unreadable, zero frames, clip outside the video, ...) are listed in the final
 report with their reason and skipped.
 
-`--layout motion` writes the built-in motion dataset (i3d_keras.motion_dataset:
+`--layout motion` writes the built-in motion dataset (i3d_keras.data.motion_dataset:
 ten classes that differ only in time) in the same format, by default with the
 recipe tools/train.py trains on (1000 training and 200 validation clips of 8
 frames x 32x32, seed 0, analytic flow): the clips of `tools/train.py` as shards.
@@ -38,7 +38,7 @@ Usage:
       --beam -- --runner=DirectRunner
 """
 
-from i3d_keras import console  # noqa: E402
+from i3d_keras.utils import console  # noqa: E402
 
 console.setup()  # before TensorFlow and OpenCV load: quiet unless --verbose
 
@@ -79,7 +79,7 @@ def _motion(argv):
     if len(argv) > 1:
         console.fail(f"unexpected arguments {argv[1:]}")
     flow = _FLOW.value or "analytic"
-    from i3d_keras import motion_dataset as md  # noqa: PLC0415
+    from i3d_keras.data import motion_dataset as md  # noqa: PLC0415
 
     num_train = md.DEFAULT_NUM_TRAIN if _NUM_TRAIN.value is None else _NUM_TRAIN.value
     num_val = md.DEFAULT_NUM_VAL if _NUM_VAL.value is None else _NUM_VAL.value
@@ -112,7 +112,7 @@ def main(argv):
         console.fail("--layout and --output_dir are required (see --help)")
     if _LAYOUT.value == "motion":
         return _motion(argv)
-    from i3d_keras import datasets  # noqa: PLC0415
+    from i3d_keras.data import datasets  # noqa: PLC0415
 
     layout = _LAYOUT.value
     if layout in ("kinetics", "csv") and not _CSV.value:
@@ -138,7 +138,7 @@ def main(argv):
                   videos_per_shard=_PER_SHARD.value, max_frames=_MAX_FRAMES.value)
     if _BEAM.value:
         try:
-            from i3d_keras import beam_pipeline  # noqa: PLC0415
+            from i3d_keras.data import beam_pipeline  # noqa: PLC0415
             report = beam_pipeline.run(listing, _OUTPUT.value, pipeline_args=argv[1:], **common)
         except ImportError as error:
             console.fail(f"--beam needs Apache Beam ({error}); pip install apache-beam")

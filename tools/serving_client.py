@@ -16,7 +16,7 @@ Usage:
 
 import json
 
-from i3d_keras import console  # noqa: E402
+from i3d_keras.utils import console  # noqa: E402
 
 console.setup()  # before TensorFlow and OpenCV load: quiet unless --verbose
 
@@ -36,8 +36,9 @@ def main(argv):
     videos = argv[1:]
     if len(videos) != 1:
         console.fail("give exactly one video file")
-    from i3d_keras import flow as flow_lib  # noqa: PLC0415
-    from i3d_keras import serving, video  # noqa: PLC0415
+    from i3d_keras.data import flow as flow_lib  # noqa: PLC0415
+    from i3d_keras.data import video  # noqa: PLC0415
+    from i3d_keras.export import serving  # noqa: PLC0415
 
     try:
         frames = video.read_video(videos[0])[: _FRAMES.value]

@@ -35,13 +35,13 @@ training_curves.png, done.json.
 
 import json
 
-from i3d_keras import console  # noqa: E402
+from i3d_keras.utils import console  # noqa: E402
 
 console.setup()  # before TensorFlow and OpenCV load: quiet unless --verbose
 
 from absl import flags  # noqa: E402
 
-from i3d_keras import training  # noqa: E402
+from i3d_keras.tasks import training  # noqa: E402
 
 _STREAM = flags.DEFINE_enum("stream", "rgb", ["rgb", "flow", "both"], "Input stream.")
 _ARCH = flags.DEFINE_string("arch", "i3d", "Architecture: i3d, or one of the comparison "

@@ -1,0 +1,13 @@
+"""Measurements of this machine: speed, and whether it computes I3D right.
+
+- `speed.py`: forward pass, training step, LiteRT, memory and matmul peaks,
+  against the PyTorch reference in the same run.
+- `pytorch_reference.py`: I3D in PyTorch as the PyTorch ports build it (run
+  as a script in a separate Python).
+- `diagnostics.py`: I3D's convolutions and poolings against float64, in
+  crash-proof child processes (`tools/doctor.py`).
+"""
+
+from i3d_keras import _api
+
+__getattr__, __dir__, __all__ = _api.lazy_exports(__name__)

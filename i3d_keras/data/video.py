@@ -1,0 +1,260 @@
+"""Video decoding with OpenCV, resampled and resized as in I3D.
+
+Carreira & Zisserman (CVPR 2017) feed frames at 25 fps whose short side is
+resized to 256 pixels (bilinear). `read_video` returns exactly that from any
+file OpenCV's FFmpeg backend can read (MP4, AVI, MKV, WebM, GIF, ...).
+
+This module imports only numpy, OpenCV and `i3d_keras.utils.console`, so that worker processes doing bulk
+decoding stay light.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Dict, Optional, Union
+
+import cv2
+import numpy as np
+
+from i3d_keras.utils import console
+
+PathLike = Union[str, os.PathLike]
+
+#: File extensions treated as videos when scanning folders.
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg",
+                    ".flv", ".wmv", ".3gp", ".gif", ".ogv")
+
+#: Frames with more pixels than this are rejected (a guard against corrupt
+#: headers claiming absurd sizes; 8K UHD is 33 Mpx).
+MAX_FRAME_PIXELS = 8192 * 8192
+
+
+class VideoDecodeError(ValueError):
+    """A video could not be decoded; names the file and the reason."""
+
+    def __init__(self, path: PathLike, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"Cannot decode video '{self.path}': {reason}")
+
+    def __reduce__(self):  # picklable across worker processes
+        return (type(self), (self.path, self.reason))
+
+
+def video_info(path: PathLike) -> Dict[str, float]:
+    """Returns the container's claimed fps, frame count, width and height.
+
+    These come from the file header and may be approximate (frame counts of
+    some containers are estimates); `read_video` does not rely on the count.
+
+    Raises:
+      VideoDecodeError: if the file is missing or OpenCV cannot open it.
+    """
+    cap = _with_decoder_messages(path, _open, path)
+    try:
+        return {
+            "fps": float(cap.get(cv2.CAP_PROP_FPS) or 0.0),
+            "num_frames": int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0),
+            "width": int(cap.get(cv2.CAP_PROP_FRAME_WIDTH) or 0),
+            "height": int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0),
+        }
+    finally:
+        cap.release()
+
+
+def _open(path: PathLike) -> "cv2.VideoCapture":
+    p = Path(path)
+    if not p.exists():
+        raise VideoDecodeError(path, "file does not exist")
+    if not p.is_file():
+        raise VideoDecodeError(path, "not a regular file")
+    if p.stat().st_size == 0:
+        raise VideoDecodeError(path, "file is empty (0 bytes)")
+    cap = cv2.VideoCapture(str(p), cv2.CAP_FFMPEG)
+    if not cap.isOpened():
+        cap.release()
+        cap = cv2.VideoCapture(str(p))  # any other backend OpenCV has
+    if not cap.isOpened():
+        cap.release()
+        raise VideoDecodeError(path, "OpenCV could not open it (unknown format or corrupt)")
+    return cap
+
+
+def _to_rgb(frame: np.ndarray) -> np.ndarray:
+    """Converts an OpenCV frame (gray, BGR or BGRA) to RGB uint8."""
+    if frame.dtype != np.uint8:
+        # 16-bit sources: keep the most significant byte.
+        frame = (frame / (np.iinfo(frame.dtype).max / 255.0)).astype(np.uint8) \
+            if np.issubdtype(frame.dtype, np.integer) else np.clip(frame, 0, 255).astype(np.uint8)
+    if frame.ndim == 2 or frame.shape[-1] == 1:
+        return cv2.cvtColor(frame, cv2.COLOR_GRAY2RGB)
+    if frame.shape[-1] == 4:
+        return cv2.cvtColor(frame, cv2.COLOR_BGRA2RGB)
+    return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+
+
+def resize_short_side_np(frame: np.ndarray, short_side: int) -> np.ndarray:
+    """Resizes one `[H, W, C]` image so min(H, W) == short_side (bilinear)."""
+    h, w = frame.shape[:2]
+    if min(h, w) == short_side:
+        return frame
+    scale = short_side / min(h, w)
+    if h <= w:
+        size = (max(1, int(round(w * scale))), short_side)
+    else:
+        size = (short_side, max(1, int(round(h * scale))))
+    # INTER_LINEAR is bilinear, as in the paper; INTER_AREA would alias less
+    # when shrinking a lot but is not what the released models saw.
+    return cv2.resize(frame, size, interpolation=cv2.INTER_LINEAR)
+
+
+def read_video(path: PathLike, fps: Optional[float] = 25.0, short_side: Optional[int] = 256,
+               start: Optional[float] = None, end: Optional[float] = None,
+               max_frames: Optional[int] = None) -> np.ndarray:
+    """Decodes a video to RGB frames at `fps`, short side `short_side`.
+
+    Resampling uses nearest-frame timestamps: output frame k is the source frame
+    whose timestamp j / source_fps is nearest to start + k / fps, so 30 fps
+    sources drop frames and 12 fps sources repeat them. Decoding is sequential
+    (robust to bad indexes); frames not needed are only grabbed, not converted.
+
+    Args:
+      path: video file (anything OpenCV's FFmpeg reads, GIF included).
+      fps: output frame rate; None keeps every source frame.
+      short_side: resize so the shorter side has this length (bilinear); None
+        keeps the source size.
+      start: clip start in seconds (None: 0).
+      end: clip end in seconds, exclusive (None: end of video). An end past the
+        end of the video is truncated to it.
+      max_frames: stop after this many output frames (None: no limit).
+
+    Returns:
+      uint8 array `[T, H, W, 3]`, RGB.
+
+    Raises:
+      VideoDecodeError: missing, empty or unreadable file, no decodable frame,
+        invalid [start, end], or a clip lying outside the video.
+    """
+    if fps is not None and not fps > 0:
+        raise ValueError(f"`fps` must be positive or None. Received: fps={fps}")
+    if short_side is not None and short_side < 1:
+        raise ValueError(f"`short_side` must be >= 1 or None. Received: short_side={short_side}")
+    start = 0.0 if start is None else float(start)
+    if start < 0 or (end is not None and end <= start):
+        raise VideoDecodeError(path, f"invalid clip bounds: expected 0 <= start < end. "
+                                     f"Received: start={start}, end={end}")
+    return _with_decoder_messages(path, _decode, path, fps, short_side, start, end, max_frames)
+
+
+def _with_decoder_messages(path: PathLike, fn, *args):
+    """Runs `fn(*args)` catching what FFmpeg and OpenCV print about the file:
+    their complaint becomes part of a `VideoDecodeError`'s reason (e.g. "...
+    (moov atom not found)"); the rest goes on to standard error as usual
+    (without it, in a quiet tool: `i3d_keras.utils.console`)."""
+    failure = None
+    with console.capture_native_stderr() as caught:
+        try:
+            result = fn(*args)
+        except VideoDecodeError as error:
+            failure = error
+    console.pass_through(caught.text)
+    if failure is None:
+        return result
+    complaints = console.decoder_messages(caught.text)
+    if complaints:
+        said = "; ".join(complaints)
+        said = said if len(said) <= 200 else said[:197] + "..."
+        raise VideoDecodeError(failure.path, f"{failure.reason}; the decoder said: {said}") \
+            from None
+    raise failure
+
+
+def _decode(path: PathLike, fps: Optional[float], short_side: Optional[int], start: float,
+            end: Optional[float], max_frames: Optional[int]) -> np.ndarray:
+    cap = _open(path)
+    try:
+        src_fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        if not (math.isfinite(src_fps) and 0 < src_fps < 1000):
+            src_fps = 25.0  # unknown rate: treat as the target rate
+        out_fps = src_fps if fps is None else float(fps)
+        frames = []
+        next_k = 0  # index of the next output frame
+        j = -1  # index of the last grabbed source frame
+        last_frame = None
+        exhausted = False
+        while not exhausted:
+            if max_frames is not None and len(frames) >= max_frames:
+                break
+            t_k = start + next_k / out_fps
+            if end is not None and t_k >= end - 1e-9:
+                break
+            wanted = int(math.floor(t_k * src_fps + 0.5))  # nearest source frame
+            if wanted <= j and last_frame is not None:
+                # Upsampling: one source frame serves several outputs.
+                frames.append(last_frame)
+                next_k += 1
+                continue
+            while j < wanted:  # skipped frames are grabbed, never converted
+                if not cap.grab():
+                    exhausted = True
+                    break
+                j += 1
+            if exhausted:
+                break
+            ok, frame = cap.retrieve()
+            if not ok or frame is None:
+                break
+            if frame.shape[0] * frame.shape[1] > MAX_FRAME_PIXELS:
+                raise VideoDecodeError(path, f"frame too large: shape={frame.shape}")
+            frame = _to_rgb(frame)
+            if short_side is not None:
+                frame = resize_short_side_np(frame, short_side)
+            last_frame = frame
+            frames.append(frame)
+            next_k += 1
+    finally:
+        cap.release()
+    if not frames:
+        if j < 0 or (start == 0 and last_frame is None and j <= 0):
+            raise VideoDecodeError(path, "no frames could be decoded (zero-frame or corrupt video)")
+        n = j + 1
+        raise VideoDecodeError(
+            path, f"clip [{start}, {end}) s lies outside the video "
+                  f"({n} frames at {src_fps:g} fps = {n / src_fps:.2f} s)")
+    return np.stack(frames)
+
+
+def write_video(path: PathLike, frames: np.ndarray, fps: float = 25.0,
+                fourcc: Optional[str] = None) -> Path:
+    """Writes RGB uint8 frames `[T, H, W, 3]` with cv2.VideoWriter.
+
+    Mainly for tests and demos. The codec defaults by extension: "mp4v" for
+    .mp4/.mov, "MJPG" for .avi, "VP80" for .webm. GIF writing is not supported
+    by OpenCV's FFmpeg writer.
+
+    Returns:
+      The written path.
+
+    Raises:
+      ValueError: bad frames, or OpenCV could not open a writer.
+    """
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        raise ValueError("`frames` must be uint8 [T, H, W, 3]. "
+                         f"Received: shape={frames.shape}, dtype={frames.dtype}")
+    path = Path(path)
+    ext = path.suffix.lower()
+    if fourcc is None:
+        fourcc = {".avi": "MJPG", ".webm": "VP80", ".mkv": "MJPG"}.get(ext, "mp4v")
+    h, w = frames.shape[1:3]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), float(fps), (w, h))
+    if not writer.isOpened():
+        raise ValueError(f"OpenCV could not open a writer for '{path}' with fourcc={fourcc!r}")
+    try:
+        for frame in frames:
+            writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    finally:
+        writer.release()
+    return path

@@ -1,0 +1,433 @@
+"""Export of I3D models: SavedModel for TF Serving, and LiteRT (TFLite) files.
+
+SavedModels are written in the layout TF Serving watches,
+`saved_models/<name>/<version>/`, atomically (a temporary folder renamed into
+place, so that a watching server never loads half a model), and never over an
+existing version unless asked. LiteRT files use builtin ops only (no Flex), so
+they run in the standalone `ai-edge-litert` interpreter: the package's 3D
+poolings are built from 2D poolings for this reason (see `i3d_keras.models.layers`).
+
+Reference: Carreira & Zisserman, "Quo Vadis, Action Recognition?", CVPR 2017
+(two-stream fusion: logits added before the softmax).
+"""
+
+import contextlib
+import io
+import json
+import os
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from i3d_keras.data import preprocessing
+
+SERVING_SIGNATURE = "serving_default"
+PREPROCESSED_SIGNATURE = "preprocessed"
+SHORT_SIDE = 256
+TFLITE_QUANTIZATIONS = ("float32", "float16", "dynamic_int8")
+
+
+class ExportError(ValueError):
+    """An export that cannot proceed (existing version, bad arguments)."""
+
+
+def _streams(model):
+    """{'rgb': shape, 'flow': shape} of the model's inputs (without batch)."""
+    streams = {}
+    for tensor in model.inputs:
+        name = tensor.name.split(":")[0]
+        key = "rgb" if tensor.shape[-1] == 3 else "flow" if tensor.shape[-1] == 2 else None
+        if key is None or name not in ("rgb", "flow"):
+            raise ExportError(
+                "Expected a model with inputs named 'rgb' (3 channels) and/or 'flow' "
+                f"(2 channels). Received: input {name!r} with shape {tuple(tensor.shape)}"
+            )
+        streams[key] = tuple(tensor.shape[1:])
+    return streams
+
+
+def _call_for_logits(model, streams, inputs, **kwargs):
+    """`model`'s logits for `{'rgb', 'flow'}` inputs: a one-stream model takes
+    its tensor; two-stream models take the dict and return logits or
+    TwoStreamI3D's `{"logits", ...}`."""
+    if len(model.inputs) == 1 and not isinstance(model.output, dict):
+        (key,) = streams
+        return model(inputs[key], **kwargs)
+    out = model({k: inputs[k] for k in streams}, **kwargs)
+    return out["logits"] if isinstance(out, dict) else out
+
+
+def _logits_fn(model):
+    """A function from {'rgb', 'flow'} inputs to logits, whatever the model type."""
+    streams = _streams(model)
+
+    def logits(inputs):
+        return tf.cast(_call_for_logits(model, streams, inputs, training=False), tf.float32)
+
+    if not isinstance(model.output, dict) and model.layers[-1].name == "Predictions":
+        raise ExportError(
+            "Expected a model ending at its logits (final_endpoint='Logits') or a "
+            f"two-stream model. Received: model {model.name!r} ending at 'Predictions'"
+        )
+    return logits, streams
+
+
+def serving_preprocess(frames, flow=None, image_size=224, short_side=SHORT_SIDE):
+    """The serving graph's preprocessing of raw clips (the paper's test protocol).
+
+    Raw decoded frames are resized so the short side is `short_side`
+    (bilinear), centre-cropped to `image_size` and scaled to [-1, 1]. Flow
+    (already in [-1, 1], computed at the raw frames' resolution) is resized and
+    cropped the same way; its vectors are scaled by the resize factor, since a
+    displacement of d pixels becomes d * factor pixels, and clipped to [-1, 1].
+
+    Args:
+        frames: uint8 `[batch, frames, height, width, 3]`, or None (flow only).
+        flow: optional float32 `[batch, frames, height, width, 2]`.
+        image_size: crop size.
+        short_side: resize target of the shorter side.
+
+    Returns:
+        `(rgb, flow)` float32 `[batch, frames, image_size, image_size, C]`
+        (None where not given).
+    """
+
+    def per_clip(clip, scale_values):
+        shape = tf.shape(clip)
+        resized = preprocessing.resize_short_side(clip, short_side)
+        out = preprocessing.center_crop(resized, image_size)
+        if scale_values:
+            factor = tf.cast(tf.shape(resized)[1:3], tf.float32) / tf.cast(shape[1:3], tf.float32)
+            out = tf.clip_by_value(out * tf.stack([factor[1], factor[0]]), -1.0, 1.0)
+        return out
+
+    def batched(clips, channels, scale_values):
+        shape = tf.shape(clips)
+        merged = tf.reshape(clips, tf.concat([[-1], shape[2:]], 0))  # [B*T, H, W, C]
+        out = per_clip(merged, scale_values)
+        return tf.reshape(out, tf.stack([shape[0], shape[1], image_size, image_size, channels]))
+
+    rgb = None if frames is None else preprocessing.scale_rgb(batched(frames, 3, False))
+    if flow is not None:
+        flow = batched(tf.cast(flow, tf.float32), 2, True)
+    return rgb, flow
+
+
+class _ServingModule(tf.Module):
+    def __init__(self, model, class_names, top_k, image_size):
+        super().__init__()
+        self.model = model
+        self._logits, self._streams = _logits_fn(model)
+        num_classes = int(model.output["logits"].shape[-1] if isinstance(model.output, dict)
+                          else model.output.shape[-1])
+        if class_names is None:
+            class_names = [str(i) for i in range(num_classes)]
+        if len(class_names) != num_classes:
+            raise ExportError(
+                f"Expected {num_classes} class names (one per logit). "
+                f"Received: {len(class_names)} class names"
+            )
+        self.class_names = tf.constant(list(class_names))
+        self.top_k = min(top_k, num_classes)
+        self.image_size = image_size
+
+    def _outputs(self, inputs):
+        logits = self._logits(inputs)
+        top = tf.math.top_k(logits, k=self.top_k)
+        return {
+            "logits": logits,
+            "probabilities": tf.nn.softmax(logits),
+            "top_k_indices": top.indices,
+            "top_k_names": tf.gather(self.class_names, top.indices),
+            "top_k_probabilities": tf.gather(tf.nn.softmax(logits), top.indices, batch_dims=1),
+        }
+
+    def raw_fn(self, **inputs):
+        rgb, flow = serving_preprocess(inputs.get("frames"), inputs.get("flow"), self.image_size)
+        return self._outputs({"rgb": rgb, "flow": flow})
+
+    def preprocessed_fn(self, **inputs):
+        return self._outputs(inputs)
+
+
+def _signatures(module, streams):
+    raw_specs = {}
+    if "rgb" in streams:
+        raw_specs["frames"] = tf.TensorSpec([None, None, None, None, 3], tf.uint8, name="frames")
+    if "flow" in streams:
+        raw_specs["flow"] = tf.TensorSpec([None, None, None, None, 2], tf.float32, name="flow")
+    pre_specs = {
+        key: tf.TensorSpec([None, *shape], tf.float32, name=key) for key, shape in streams.items()
+    }
+    signatures = {
+        PREPROCESSED_SIGNATURE: tf.function(module.preprocessed_fn).get_concrete_function(**pre_specs)
+    }
+    signatures[SERVING_SIGNATURE] = tf.function(module.raw_fn).get_concrete_function(**raw_specs)
+    return signatures
+
+
+def version_dir(base_dir, name, version=None):
+    """`base_dir/name/version`; the next free integer version when None."""
+    model_dir = Path(base_dir) / name
+    if version is None:
+        existing = [int(p.name) for p in model_dir.glob("*") if p.name.isdigit()]
+        version = max(existing, default=0) + 1
+    if int(version) < 1:
+        raise ExportError(f"Expected a positive integer version. Received: version={version}")
+    return model_dir / str(int(version))
+
+
+def export_saved_model(
+    model,
+    base_dir="saved_models",
+    name="i3d",
+    version=None,
+    *,
+    class_names=None,
+    top_k=5,
+    image_size=224,
+    overwrite=False,
+):
+    """Writes a SavedModel for TF Serving at `base_dir/name/version/`.
+
+    Signatures:
+      * `serving_default`: raw decoded clips, uint8 `frames`
+        `[batch, frames, height, width, 3]` of any size (and, for two-stream
+        models, float32 `flow` `[batch, frames, height, width, 2]` in [-1, 1]);
+        resized to short side 256, centre-cropped and scaled in the graph.
+      * `preprocessed`: float32 clips already at the model's input size, named
+        `rgb` / `flow`.
+    Both return `logits`, `probabilities`, `top_k_indices`, `top_k_names` and
+    `top_k_probabilities`.
+
+    Args:
+        model: a stream model (ending at Logits) or a `TwoStreamI3D` model.
+        base_dir: the folder TF Serving watches (`--model_base_path` is
+            `base_dir/name`).
+        name: model name.
+        version: integer version; default: the next free one.
+        class_names: one name per class (default: the class indices).
+        top_k: number of top classes returned.
+        image_size: the crop size of the raw-frames signature.
+        overwrite: replace an existing version (otherwise refused).
+
+    Returns:
+        The version folder (`pathlib.Path`).
+
+    Raises:
+        ExportError: the version exists and `overwrite` is False, or the model
+            or class names do not fit.
+
+    Example:
+
+    >>> rgb = InceptionI3D(10, frames=16, image_size=64)
+    >>> path = export_saved_model(rgb, "/tmp/models", "i3d_rgb", image_size=64)
+    """
+    target = version_dir(base_dir, name, version)
+    if target.exists() and not overwrite:
+        raise ExportError(
+            f"Version {target.name} of {name!r} already exists at {target}; refusing to "
+            "overwrite it (pass overwrite=True / --overwrite). Received: "
+            f"version={target.name}"
+        )
+    module = _ServingModule(model, class_names, top_k, image_size)
+    signatures = _signatures(module, module._streams)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    try:
+        tf.saved_model.save(module, str(tmp), signatures=signatures)
+        (tmp / "assets.extra").mkdir(exist_ok=True)
+        (tmp / "assets.extra" / "i3d_keras.json").write_text(json.dumps({
+            "streams": {k: list(v) for k, v in module._streams.items()},
+            "class_names": [c.decode() for c in module.class_names.numpy()],
+            "image_size": image_size,
+            "short_side": SHORT_SIDE,
+        }, indent=1))
+        if target.exists():
+            old = target.with_name(f".{target.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.rename(target, old)
+            os.rename(tmp, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def models_config(entries):
+    """TF Serving's `models.config` text for `[(name, base_path), ...]`."""
+    blocks = []
+    for name, base_path in entries:
+        blocks.append(
+            "  config {\n"
+            f"    name: \"{name}\"\n"
+            f"    base_path: \"{base_path}\"\n"
+            "    model_platform: \"tensorflow\"\n"
+            "  }"
+        )
+    return "model_config_list {\n" + "\n".join(blocks) + "\n}\n"
+
+
+def _fixed_shape_logits_model(model, streams, frames, image_size):
+    """A batch-1, fixed-shape Keras model from {'rgb', 'flow'} inputs to logits."""
+    inputs = {}
+    for key, shape in streams.items():
+        t = frames if frames is not None else shape[0]
+        h = image_size if image_size is not None else shape[1]
+        w = image_size if image_size is not None else shape[2]
+        if None in (t, h, w):
+            raise ExportError(
+                "LiteRT export needs a fixed clip shape: pass frames and image_size. "
+                f"Received: frames={t}, image_size={h if h == w else (h, w)}"
+            )
+        inputs[key] = keras.Input((t, h, w, shape[-1]), batch_size=1, name=key)
+    logits = _call_for_logits(model, streams, inputs)
+    return keras.Model(inputs, {"logits": logits}, name=f"{model.name}_litert")
+
+
+def export_tflite(model, path, *, quantization="float32", frames=None, image_size=None,
+                  representative_dataset=None):
+    """Converts a stream or two-stream model to a LiteRT flatbuffer, builtin ops only.
+
+    The clip shape is fixed in the file (batch 1, `frames` frames of
+    `image_size` pixels): LiteRT's Conv3D needs static shapes to plan its
+    buffers. Export one file per clip length you serve.
+
+    Args:
+        model: a stream model ending at Logits, a `TwoStreamI3D` model, or a
+            comparison architecture (`i3d_keras.models.baselines.classifier`).
+        path: output `.tflite` file.
+        quantization: `"float32"`, `"float16"` (weights stored as float16) or
+            `"dynamic_int8"` (dynamic-range: int8 weights, float activations).
+        frames: clip length (default: the model's, if fixed).
+        image_size: frame size (default: the model's, if fixed).
+        representative_dataset: unused for dynamic-range quantisation; kept for
+            full-integer experiments.
+
+    Returns:
+        The written path (`pathlib.Path`).
+
+    Raises:
+        ExportError: unknown quantisation, or the converter needs ops that are
+            not LiteRT builtins.
+    """
+    if quantization not in TFLITE_QUANTIZATIONS:
+        raise ExportError(
+            f"`quantization` must be one of {TFLITE_QUANTIZATIONS}. "
+            f"Received: quantization={quantization!r}"
+        )
+    _logits_fn(model)  # validates the model's outputs
+    # LiteRT computes in float32 (or its own quantisations): a model built
+    # under a mixed policy is rebuilt in float32, same weights.
+    from i3d_keras.runtime import precision  # noqa: PLC0415
+
+    model = precision.with_precision(model, "float32")
+    streams = _streams(model)
+    fixed = _fixed_shape_logits_model(model, streams, frames, image_size)
+    # from_keras_model freezes the variables into constants (a concrete function
+    # with captured Keras 3 variables converts to VAR_HANDLE ops reading garbage).
+    converter = tf.lite.TFLiteConverter.from_keras_model(fixed)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if quantization == "float16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif quantization == "dynamic_int8":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if representative_dataset is not None:
+        converter.representative_dataset = representative_dataset
+    try:
+        # Keras' export inside the converter prints its temporary SavedModel's
+        # signatures (~200 lines) to stdout.
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            # The converter calls the dict-input model with a list of inputs.
+            warnings.filterwarnings("ignore", message="The structure of `inputs` doesn't match")
+            flatbuffer = converter.convert()
+    except Exception as error:  # the converter raises several internal types
+        raise ExportError(f"LiteRT conversion with builtin ops only failed: {error}") from error
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(flatbuffer)
+    os.replace(tmp, path)
+    return path
+
+
+def litert_interpreter(path, num_threads=None):
+    """An `ai_edge_litert` interpreter for `path` (falls back to `tf.lite`)."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter  # noqa: PLC0415
+    except ImportError:  # pragma: no cover - the test extra installs it
+        Interpreter = tf.lite.Interpreter
+    interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
+    interpreter.allocate_tensors()
+    return interpreter
+
+
+def run_litert(interpreter, inputs):
+    """Runs a LiteRT interpreter on `{'rgb': ..., 'flow': ...}` and returns logits."""
+    runner = interpreter.get_signature_runner()
+    expected = runner.get_input_details()
+    missing = [k for k in expected if k not in inputs]
+    if missing:
+        raise ValueError(f"Expected inputs {sorted(expected)}. Received: {sorted(inputs)}")
+    feed = {}
+    for key, detail in expected.items():
+        x = np.asarray(inputs[key], dtype=np.float32)
+        if tuple(x.shape) != tuple(detail["shape"]):
+            raise ValueError(
+                f"Expected {key!r} of shape {tuple(detail['shape'])}. Received: shape={x.shape}"
+            )
+        feed[key] = x
+    return runner(**feed)["logits"]
+
+
+def verify_tflite(model, path, inputs):
+    """Runs the same clip through Keras and LiteRT.
+
+    Returns:
+        `{"max_abs_logit_diff": float, "top1_agreement": float}`.
+    """
+    logits_fn, streams = _logits_fn(model)
+    keras_logits = logits_fn({k: tf.constant(inputs[k], tf.float32) for k in streams}).numpy()
+    lite_logits = run_litert(litert_interpreter(path), inputs)
+    return {
+        "max_abs_logit_diff": float(np.max(np.abs(keras_logits - lite_logits))),
+        "top1_agreement": float(np.mean(
+            np.argmax(keras_logits, -1) == np.argmax(lite_logits, -1))),
+    }
+
+
+def tflite_builtin_ops(path):
+    """The operator names used by a LiteRT file (to check for Flex ops)."""
+    from tensorflow.lite.python import schema_py_generated as schema  # noqa: PLC0415
+
+    buf = Path(path).read_bytes()
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(buf, 0))
+    names = {v: k for k, v in schema.BuiltinOperator.__dict__.items() if not k.startswith("_")}
+    ops = set()
+    for code in model.operatorCodes:
+        builtin = max(code.builtinCode, code.deprecatedBuiltinCode)
+        name = names.get(builtin, str(builtin))
+        ops.add(code.customCode.decode() if name == "CUSTOM" and code.customCode else name)
+    return sorted(ops)
+
+
+__all__ = [
+    "ExportError",
+    "export_saved_model",
+    "export_tflite",
+    "litert_interpreter",
+    "models_config",
+    "run_litert",
+    "serving_preprocess",
+    "tflite_builtin_ops",
+    "verify_tflite",
+    "version_dir",
+]

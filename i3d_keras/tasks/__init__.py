@@ -1,0 +1,13 @@
+"""What people do with the models: train, evaluate, predict, compare, score videos.
+
+- `training.py`: `train(TrainConfig)` with Keras `fit`, the paper's recipes,
+  tf.distribute strategies.
+- `evaluation.py`: accuracy of streams and their fusion on prepared shards.
+- `inference.py`: load a model, classify videos, extract endpoint features.
+- `comparison.py`: the paper's architecture comparison, rerun.
+- `fvd.py`: Fréchet and Kernel Video Distances with DeepMind's Kinetics I3D.
+"""
+
+from i3d_keras import _api
+
+__getattr__, __dir__, __all__ = _api.lazy_exports(__name__)

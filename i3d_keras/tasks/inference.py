@@ -1,0 +1,980 @@
+"""Inference with I3D: load a model, classify videos, extract clip features.
+
+Reference: Carreira & Zisserman, "Quo Vadis, Action Recognition? A New Model
+and the Kinetics Dataset", CVPR 2017. At test time the paper decodes videos at
+25 fps, resizes the short side to 256 pixels, takes the centre 224x224 crop of
+the whole video and, for two-stream models, adds the RGB and flow logits
+(flow: TV-L1, clipped to [-20, 20] pixels and scaled to [-1, 1]).
+
+Three entry points:
+
+* `load_predictor`: a `Predictor` from a `.keras` file, a SavedModel folder
+  (its `preprocessed` signature), DeepMind's Kinetics weights (`"kinetics"`,
+  downloaded by `i3d_keras.weights.pretrained`) or a DeepMind checkpoint path (converted
+  by `i3d_keras.weights.deepmind`), with class names from a file or, for Kinetics,
+  DeepMind's `label_map.txt` (downloaded when not given).
+* `predict_videos`: top-k classes with probabilities for video files, with
+  flow computed on the fly for two-stream models; an unreadable video gives an
+  error entry and the others go on.
+* `extract_features`: 1024-d pooled `Mixed_5c` features per video (RGB or
+  flow) or their 2048-d concatenation, for the whole video or sliding windows,
+  one `.npy` per video, resumable.
+
+Flow on the fly: `flow_method="tvl1"` (the paper's, and what the released flow
+weights expect) costs ~1-3 s of one core per frame pair at 340x256, so minutes
+per 10 s video; `"dis"` is ~90-190x faster and noisier (see `i3d_keras.data.flow`).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import os
+import time
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from i3d_keras.data import parallel
+from i3d_keras.data import flow as flow_lib
+from i3d_keras.models.i3d import endpoint_model, logits_model
+from i3d_keras.data.video import VIDEO_EXTENSIONS, VideoDecodeError, read_video
+
+PathLike = Union[str, os.PathLike]
+
+#: DeepMind's Kinetics class-name files (kinetics-i3d repository, Apache-2.0).
+KINETICS_LABEL_URLS = {
+    400: "https://raw.githubusercontent.com/deepmind/kinetics-i3d/master/data/label_map.txt",
+    600: "https://raw.githubusercontent.com/deepmind/kinetics-i3d/master/data/label_map_600.txt",
+}
+_KINETICS_LABEL_FILES = {400: "label_map.txt", 600: "label_map_600.txt"}
+
+#: Keywords of `load_predictor` meaning DeepMind's Kinetics weights.
+KINETICS_KEYWORDS = ("kinetics", "kinetics_scratch", "kinetics600")
+
+#: The paper's test preprocessing.
+DEFAULT_FPS = 25.0
+DEFAULT_SHORT_SIDE = 256
+DEFAULT_IMAGE_SIZE = 224
+
+FEATURE_ENDPOINT = "Mixed_5c"
+FEATURE_SUFFIX = ".npy"
+#: The class names a training run writes beside its models (i3d_keras.tasks.training).
+RUN_CLASSES_FILE = "classes.txt"
+STREAMS = ("rgb", "flow")
+
+
+class ModelLoadError(ValueError):
+    """A model (or its class names) that cannot be loaded or does not fit."""
+
+
+# ----------------------------------------------------------------------------
+# Class names
+# ----------------------------------------------------------------------------
+
+def read_class_names(path: PathLike) -> List[str]:
+    """Reads class names: a text file with one name per line (blank lines are
+    skipped), or a JSON file with a `"classes"` list (a dataset's
+    `NAME.metadata.json`).
+
+    Example:
+
+    >>> names = read_class_names("kinetics-i3d/data/label_map.txt")  # doctest: +SKIP
+    >>> len(names)  # doctest: +SKIP
+    400
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"Expected a class-names file. Received: labels='{path}' "
+                                "(no such file)")
+    text = path.read_text(encoding="utf-8", errors="replace")
+    if path.suffix.lower() == ".json":
+        data = json.loads(text)
+        names = data.get("classes") if isinstance(data, dict) else data
+        if not isinstance(names, list):
+            raise ValueError(f"Expected a JSON list of class names or a 'classes' key in "
+                             f"'{path}'. Received: {type(names).__name__}")
+        return [str(n) for n in names]
+    names = [line.strip() for line in text.splitlines() if line.strip()]
+    if not names:
+        raise ValueError(f"Expected one class name per line. Received: '{path}' is empty")
+    return names
+
+
+def kinetics_class_names(num_classes: int = 400, labels: Optional[PathLike] = None,
+                         cache_dir: Optional[PathLike] = None) -> List[str]:
+    """The Kinetics-400 or -600 class names in the order of DeepMind's logits.
+
+    Reference: Carreira & Zisserman, CVPR 2017; github.com/deepmind/kinetics-i3d
+    (`data/label_map.txt`, `data/label_map_600.txt`).
+
+    Args:
+        num_classes: 400 or 600.
+        labels: a class-names file to read instead of downloading.
+        cache_dir: Keras cache folder for the download (default `~/.keras`).
+
+    Returns:
+        `num_classes` names.
+
+    Raises:
+        ValueError: another class count, or a file with the wrong number of names.
+
+    Example:
+
+    >>> names = kinetics_class_names(400)  # doctest: +SKIP
+    >>> names[6]  # doctest: +SKIP
+    'arm wrestling'
+    """
+    if labels is None:
+        if num_classes not in KINETICS_LABEL_URLS:
+            raise ValueError(f"Expected Kinetics with 400 or 600 classes. "
+                             f"Received: num_classes={num_classes}")
+        try:
+            labels = keras.utils.get_file(
+                _KINETICS_LABEL_FILES[num_classes], KINETICS_LABEL_URLS[num_classes],
+                cache_subdir="i3d_keras", cache_dir=None if cache_dir is None else str(cache_dir))
+        except Exception as error:  # noqa: BLE001 (get_file raises bare Exceptions)
+            raise ModelLoadError(
+                f"Could not download the Kinetics-{num_classes} class names from "
+                f"{KINETICS_LABEL_URLS[num_classes]} ({error}); pass a class-names file "
+                "(labels=..., --labels)") from None
+    names = read_class_names(labels)
+    if len(names) != num_classes:
+        raise ValueError(f"Expected {num_classes} class names. Received: {len(names)} names "
+                         f"in '{labels}'")
+    return names
+
+
+# ----------------------------------------------------------------------------
+# The predictor
+# ----------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class _Part:
+    """One logits function of a predictor: a stream model, or a fused model."""
+    name: str
+    inputs: Tuple[str, ...]
+    fn: Callable[[Dict[str, np.ndarray]], np.ndarray]
+    model: Optional[keras.Model] = None  # Keras stream model (features); None otherwise
+
+
+class Predictor:
+    """Logits of one or two I3D streams, fused by a weighted sum (the paper's
+    two-stream fusion: logits added before the softmax).
+
+    Build it with `load_predictor` or `Predictor.from_keras`.
+
+    Attributes:
+        streams: the input streams needed, a subset of ("rgb", "flow").
+        num_classes: logits per clip.
+        class_names: list of names, or None (then class indices are used).
+        frames: the static clip length the model requires, or None for any.
+        native_frames: the clip length the model was built for (before
+            `with_dynamic_frames`), or None; a sensible default clip length.
+        image_size: `(height, width)` of the model input, or None for any.
+        stream_weights: `{part name: weight}` of the fusion.
+        source: a description of where the model came from.
+    """
+
+    def __init__(self, parts: Sequence[_Part], *, num_classes: int,
+                 class_names: Optional[Sequence[str]] = None,
+                 stream_weights: Optional[Dict[str, float]] = None,
+                 frames: Optional[int] = None, image_size=None, source: str = "",
+                 native_frames: Optional[int] = None):
+        self.parts = list(parts)
+        self.num_classes = int(num_classes)
+        if class_names is not None and len(class_names) != self.num_classes:
+            raise ModelLoadError(
+                f"Expected {self.num_classes} class names (one per logit of the model). "
+                f"Received: {len(class_names)} class names")
+        self.class_names = None if class_names is None else [str(c) for c in class_names]
+        weights = dict(stream_weights or {})
+        unknown = set(weights) - {p.name for p in self.parts}
+        if unknown:
+            raise ModelLoadError(f"Expected stream weights for {[p.name for p in self.parts]}. "
+                                 f"Received: stream_weights={weights}")
+        self.stream_weights = {p.name: float(weights.get(p.name, 1.0)) for p in self.parts}
+        self.frames = frames
+        self.native_frames = frames if native_frames is None else native_frames
+        self.image_size = image_size
+        self.source = source
+        self.streams = tuple(s for s in STREAMS if any(s in p.inputs for p in self.parts))
+
+    def __repr__(self):
+        return (f"Predictor(streams={self.streams}, num_classes={self.num_classes}, "
+                f"frames={self.frames}, image_size={self.image_size}, source={self.source!r})")
+
+    def class_name(self, index: int) -> str:
+        return self.class_names[index] if self.class_names else str(index)
+
+    def logits(self, inputs: Dict[str, np.ndarray]) -> Tuple[np.ndarray, Dict[str, np.ndarray]]:
+        """Runs every part on a batch of clips.
+
+        Args:
+            inputs: `{"rgb": float32 [B, T, H, W, 3] in [-1, 1], "flow": [B, T, H, W, 2]}`
+                (the streams in `self.streams`).
+
+        Returns:
+            `(fused, per_part)`: fused logits `[B, num_classes]` (the weighted sum)
+            and `{part name: logits}`.
+        """
+        missing = [s for s in self.streams if s not in inputs]
+        if missing:
+            raise ValueError(f"Expected inputs {list(self.streams)}. Received: {sorted(inputs)}")
+        per_part = {}
+        for part in self.parts:
+            per_part[part.name] = np.asarray(part.fn({k: inputs[k] for k in part.inputs}),
+                                             np.float32)
+        fused = sum(self.stream_weights[k] * v for k, v in per_part.items())
+        return fused, per_part
+
+    def feature_models(self) -> Dict[str, keras.Model]:
+        """`{stream: model}` giving 1024-d pooled `Mixed_5c` features per clip.
+
+        Raises:
+            ModelLoadError: the predictor has no Keras stream models (a SavedModel).
+        """
+        out = {}
+        for part in self.parts:
+            if part.model is None or len(part.inputs) != 1:
+                raise ModelLoadError(
+                    "Feature extraction needs Keras stream models with a 'Mixed_5c' layer "
+                    "(a .keras file, DeepMind weights or a checkpoint). Received: "
+                    f"{self.source or part.name} (a SavedModel exposes logits only)")
+            try:
+                out[part.inputs[0]] = endpoint_model(part.model, FEATURE_ENDPOINT, pooled=True)
+            except ValueError as error:
+                raise ModelLoadError(f"Cannot extract {FEATURE_ENDPOINT} features from "
+                                     f"{part.model.name!r}: {error}") from None
+        return out
+
+    @classmethod
+    def from_keras(cls, model, flow_model=None, *, class_names=None, stream_weights=None,
+                   dynamic_frames: bool = True, source: str = "keras") -> "Predictor":
+        """A predictor from Keras models.
+
+        Args:
+            model: a stream model (`InceptionI3D`, input named "rgb" or "flow"),
+                a two-stream model (`TwoStreamI3D`), a dict `{"rgb": m, "flow": m}`
+                or a list of stream models.
+            flow_model: optional second stream model.
+            class_names: optional names, one per class.
+            stream_weights: optional `{"rgb": w, "flow": w}` (default: the
+                two-stream model's own weights, else 1 each).
+            dynamic_frames: rebuild stream models built for a fixed clip length
+                so that they accept any length (same weights), for whole-video
+                and sliding-window inference.
+            source: description kept in reports.
+
+        Example:
+
+        >>> rgb = InceptionI3D(10, frames=8, image_size=32)
+        >>> predictor = Predictor.from_keras(rgb, class_names=list("abcdefghij"))
+        >>> fused, _ = predictor.logits({"rgb": np.zeros([1, 20, 32, 32, 3], "float32")})
+        >>> fused.shape
+        (1, 10)
+        """
+        models = []
+        weights = {}
+        if isinstance(model, dict):
+            candidates = list(model.items())
+        elif isinstance(model, (list, tuple)):
+            candidates = [(None, m) for m in model]
+        else:
+            candidates = [(None, model)]
+        if flow_model is not None:
+            candidates.append(("flow", flow_model))
+        for key, m in candidates:
+            if m is None:
+                continue
+            sub = [layer for layer in m.layers if isinstance(layer, keras.Model)]
+            if len(m.inputs) > 1 or (sub and isinstance(m.output, dict)):
+                # A TwoStreamI3D: use its stream models and fusion weights.
+                fusion = [layer for layer in m.layers if layer.name == "Logits"]
+                own = getattr(fusion[0], "weights_per_input", None) if fusion else None
+                for i, s in enumerate(sub):
+                    models.append((_stream_of(s), s))
+                    if own:
+                        weights[_stream_of(s)] = own[i]
+            else:
+                stream = _stream_of(m)
+                if key is not None and key != stream:
+                    raise ModelLoadError(f"Expected a {key} model for key {key!r}. Received: "
+                                         f"model {m.name!r} with a {stream} input")
+                models.append((stream, m))
+        streams = [s for s, _ in models]
+        if not models or len(set(streams)) != len(streams):
+            raise ModelLoadError(f"Expected one RGB and/or one flow model. Received streams: "
+                                 f"{streams}")
+        weights.update(stream_weights or {})
+        parts, classes, frames, sizes = [], set(), set(), set()
+        for stream, m in models:
+            lm = _logits_part(m)
+            frames.add(lm.inputs[0].shape[1])
+            sizes.add(tuple(lm.inputs[0].shape[2:4]))
+            if dynamic_frames and lm.inputs[0].shape[1] is not None:
+                lm = with_dynamic_frames(lm)
+            classes.add(int(lm.outputs[0].shape[-1]))
+            parts.append(_Part(stream, (stream,), _keras_fn(lm), lm))
+        if len(classes) != 1:
+            raise ModelLoadError(f"Expected streams with the same number of classes. "
+                                 f"Received: {sorted(classes)}")
+        size = sizes.pop() if len(sizes) == 1 else None
+        if size is not None and None in size:
+            size = None
+        static_frames = frames.pop() if len(frames) == 1 else None
+        return cls(parts, num_classes=classes.pop(), class_names=class_names,
+                   stream_weights={k: v for k, v in weights.items() if k in streams},
+                   frames=None if dynamic_frames else static_frames, image_size=size,
+                   source=source, native_frames=static_frames)
+
+
+def _stream_of(model) -> str:
+    if len(model.inputs) != 1:
+        raise ModelLoadError(f"Expected a single-input stream model. Received: model "
+                             f"{model.name!r} with {len(model.inputs)} inputs")
+    tensor = model.inputs[0]
+    name = tensor.name.split(":")[0]
+    if name in STREAMS:
+        return name
+    channels = tensor.shape[-1]
+    if channels in (3, 2) and len(tensor.shape) == 5:
+        return "rgb" if channels == 3 else "flow"
+    raise ModelLoadError(
+        "Expected a video model with input [batch, frames, height, width, 3 (rgb) or 2 "
+        f"(flow)]. Received: model {model.name!r} with input {name!r} of shape "
+        f"{tuple(tensor.shape)}")
+
+
+def _logits_part(model) -> keras.Model:
+    """The model up to its logits (`logits_model`); a model without a layer
+    named "Logits" is taken to output logits already."""
+    try:
+        model.get_layer("Logits")
+    except ValueError:
+        return model
+    return logits_model(model)
+
+
+def with_dynamic_frames(model: keras.Model) -> keras.Model:
+    """A copy of a functional video model that accepts clips of any length.
+
+    Models built with `InceptionI3D(frames=16)` check the clip length of their
+    input; I3D itself is fully convolutional in time (the paper trains on 64
+    frames and tests on whole videos), so the same layers and weights apply to
+    any length. The model is rebuilt from its config with the time axis of
+    its input unset, and the weights are copied.
+
+    Args:
+        model: a functional Keras model with input `[batch, frames, H, W, C]`.
+
+    Returns:
+        A new model with input `[batch, None, H, W, C]` (the same model when its
+        time axis is already free).
+
+    Example:
+
+    >>> model = InceptionI3D(10, frames=8, image_size=32)
+    >>> with_dynamic_frames(model).input.shape
+    (None, None, 32, 32, 3)
+    """
+    if all(t.shape[1] is None for t in model.inputs):
+        return model
+    config = copy.deepcopy(model.get_config())
+    for layer in config.get("layers", []):
+        if layer.get("class_name") == "InputLayer":
+            shape = list(layer["config"].get("batch_shape") or [])
+            if len(shape) == 5:
+                shape[1] = None
+                layer["config"]["batch_shape"] = tuple(shape)
+    try:
+        rebuilt = model.__class__.from_config(config)
+        rebuilt.set_weights(model.get_weights())
+    except Exception as error:  # noqa: BLE001 (Keras raises various errors)
+        raise ModelLoadError(
+            f"Cannot rebuild model {model.name!r} for clips of any length ({error}). "
+            f"Received: a model with input shape {tuple(model.inputs[0].shape)}; use clips of "
+            "its length") from None
+    return rebuilt
+
+
+def _forward_fn(model):
+    """`model(x, training=False)` traced once for any batch size and clip length."""
+    spec = tf.TensorSpec([None, *model.inputs[0].shape[1:]], tf.float32)
+
+    def forward(x):
+        return model(x, training=False)
+
+    return tf.function(forward, input_signature=[spec], autograph=False)
+
+
+def _keras_fn(model):
+    call = _forward_fn(model)
+    stream = _stream_of(model)
+
+    def fn(inputs):
+        out = call(tf.convert_to_tensor(inputs[stream], tf.float32))
+        return np.asarray(out, np.float32)
+
+    return fn
+
+
+def _saved_model_predictor(path: Path, class_names, stream_weights) -> Predictor:
+    try:
+        loaded = tf.saved_model.load(str(path))
+    except Exception as error:  # noqa: BLE001
+        raise ModelLoadError(f"Cannot load the SavedModel at '{path}': {error}") from None
+    if "preprocessed" not in loaded.signatures:
+        raise ModelLoadError(
+            "Expected a SavedModel written by i3d_keras.export.exporters (with a 'preprocessed' "
+            f"signature). Received: signatures {sorted(loaded.signatures)} in '{path}'")
+    signature = loaded.signatures["preprocessed"]
+    specs = signature.structured_input_signature[1]
+    streams = tuple(s for s in STREAMS if s in specs)
+    if not streams:
+        raise ModelLoadError(f"Expected 'rgb'/'flow' inputs in the 'preprocessed' signature. "
+                             f"Received: {sorted(specs)}")
+    meta_path = path / "assets.extra" / "i3d_keras.json"
+    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    num_classes = int(signature.structured_outputs["logits"].shape[-1])
+    exported = meta.get("class_names")
+    if class_names is None and exported and exported != [str(i) for i in range(num_classes)]:
+        class_names = exported  # (the export writes indices when it had no names)
+    shape = specs[streams[0]].shape  # [batch, T, H, W, C]
+
+    def fn(inputs):
+        out = signature(**{k: tf.convert_to_tensor(inputs[k], tf.float32) for k in streams})
+        return out["logits"].numpy()
+
+    name = "+".join(streams)
+    weights = None
+    if stream_weights:
+        if len(streams) > 1:
+            raise ModelLoadError("A two-stream SavedModel fuses its streams inside the graph; "
+                                 f"stream weights cannot be changed. Received: {stream_weights}")
+        weights = {name: stream_weights.get(name, 1.0)}
+    size = tuple(shape[2:4]) if None not in tuple(shape[2:4]) else None
+    return Predictor([_Part(name, streams, fn)], num_classes=num_classes,
+                     class_names=class_names, stream_weights=weights, frames=shape[1],
+                     image_size=size, source=f"SavedModel {path}")
+
+
+def load_predictor(model: Union[str, PathLike, keras.Model], flow_model=None, *,
+                   labels: Optional[PathLike] = None, streams: Sequence[str] = ("rgb",),
+                   stream_weights: Optional[Dict[str, float]] = None,
+                   dynamic_frames: bool = True) -> Predictor:
+    """Loads a model for inference or evaluation.
+
+    Reference: Carreira & Zisserman, CVPR 2017 (two-stream fusion by adding
+    logits; DeepMind's Kinetics checkpoints).
+
+    Args:
+        model: one of
+            * a `keras.Model` (stream or two-stream), a dict `{"rgb": m,
+              "flow": m}` or list of Keras stream models, or a `Predictor`;
+            * a `.keras` file (stream model, or a `TwoStreamI3D`), rebuilt to
+              compute in Keras' current global dtype policy whatever policy
+              it was saved with (`i3d_keras.runtime.precision.use_precision`);
+            * a SavedModel folder from `i3d_keras.export.exporters` (its `preprocessed`
+              signature; class names from the export unless `labels` is given);
+            * `"kinetics"`, `"kinetics_scratch"` or `"kinetics600"`: DeepMind's
+              weights (downloaded), one model per stream in `streams`;
+            * a DeepMind checkpoint prefix or folder (converted).
+        flow_model: optional flow stream, any of the above forms (a two-stream
+            predictor from two files or checkpoints).
+        labels: class-names file (one per line, or a dataset metadata JSON).
+            Default: DeepMind's Kinetics label map for Kinetics weights and
+            checkpoints (downloaded), the SavedModel's own names, the
+            `classes.txt` of a training run folder (beside a `.keras` file from
+            `i3d_keras.tasks.training.train`), else None (classes printed as indices).
+        streams: for the Kinetics keywords: `("rgb",)`, `("flow",)` or both.
+        stream_weights: `{"rgb": w, "flow": w}` for the logits sum.
+        dynamic_frames: let Keras models take clips of any length.
+
+    Returns:
+        A `Predictor`.
+
+    Raises:
+        FileNotFoundError: a model path that does not exist.
+        ModelLoadError: a model or class names that do not fit.
+
+    Example:
+
+    >>> predictor = load_predictor("kinetics", streams=("rgb", "flow"))  # doctest: +SKIP
+    >>> predictor.class_names[:2]  # doctest: +SKIP
+    ['abseiling', 'air drumming']
+    """
+    if isinstance(model, Predictor):
+        return model
+    if isinstance(model, (dict, list, tuple)):
+        predictor = Predictor.from_keras(model, flow_model, stream_weights=stream_weights,
+                                         dynamic_frames=dynamic_frames)
+        if labels is not None:
+            names = read_class_names(labels)
+            if len(names) != predictor.num_classes:
+                raise ModelLoadError(f"Expected {predictor.num_classes} class names. "
+                                     f"Received: {len(names)} names in '{labels}'")
+            predictor.class_names = names
+        return predictor
+    names = read_class_names(labels) if labels is not None else None
+    kinetics = False
+    run_names = None  # classes.txt of a tools/train.py run folder
+    loaded = []
+    specs = [model] if flow_model is None else [model, flow_model]
+    for i, spec in enumerate(specs):
+        if spec is None:
+            continue
+        if isinstance(spec, keras.Model):
+            loaded.append(spec)
+            continue
+        spec_str = os.fspath(spec)
+        if spec_str in KINETICS_KEYWORDS:
+            wanted = list(streams) if flow_model is None else (["rgb"] if i == 0 else ["flow"])
+            for stream in wanted:
+                loaded.append(_kinetics_model(spec_str, stream))
+            kinetics = True
+            continue
+        path = Path(spec_str)
+        if spec_str.endswith(".keras"):
+            if not path.is_file():
+                raise FileNotFoundError(f"Expected an existing .keras model file. "
+                                        f"Received: model='{spec_str}' (no such file)")
+            loaded.append(_load_keras_file(path))
+            if run_names is None and (path.parent / RUN_CLASSES_FILE).is_file():
+                run_names = read_class_names(path.parent / RUN_CLASSES_FILE)
+        elif path.is_dir() and (path / "saved_model.pb").is_file():
+            if flow_model is not None:
+                raise ModelLoadError("A SavedModel cannot be combined with a second model; "
+                                     "export the two-stream model instead. Received: "
+                                     f"{model!r} and {flow_model!r}")
+            return _saved_model_predictor(path, names, stream_weights)
+        else:
+            from i3d_keras.weights import deepmind  # noqa: PLC0415 (heavy, optional)
+
+            if not path.exists() and not Path(spec_str + ".index").exists():
+                raise FileNotFoundError(
+                    "Expected a .keras file, a SavedModel folder, a DeepMind checkpoint or "
+                    f"one of {KINETICS_KEYWORDS}. Received: model='{spec_str}' (no such file)")
+            try:
+                loaded.append(deepmind.from_deepmind_checkpoint(
+                    spec_str, frames=None, image_size=DEFAULT_IMAGE_SIZE,
+                    name=f"inception_i3d_{i}"))
+            except (ValueError, FileNotFoundError) as error:
+                raise ModelLoadError(f"Cannot load '{spec_str}' as a DeepMind checkpoint: "
+                                     f"{error}") from None
+            kinetics = True
+    if not loaded:
+        raise ModelLoadError(f"Expected a model. Received: model={model!r}")
+    source = ", ".join(s.name if isinstance(s, keras.Model) else os.fspath(s)
+                       for s in specs if s is not None)
+    predictor = Predictor.from_keras(loaded, stream_weights=stream_weights,
+                                     dynamic_frames=dynamic_frames, source=source)
+    if names is None and run_names is not None and len(run_names) == predictor.num_classes:
+        names = run_names
+    if names is None and kinetics and predictor.num_classes in KINETICS_LABEL_URLS:
+        names = kinetics_class_names(predictor.num_classes)
+    if names is not None:
+        if len(names) != predictor.num_classes:
+            raise ModelLoadError(
+                f"Expected {predictor.num_classes} class names (the model has "
+                f"{predictor.num_classes} classes). Received: {len(names)} names in '{labels}'")
+        predictor.class_names = names
+    return predictor
+
+
+def _kinetics_model(keyword: str, stream: str) -> keras.Model:
+    from i3d_keras.models.i3d import InceptionI3D  # noqa: PLC0415
+
+    num_classes = 600 if keyword == "kinetics600" else 400
+    try:
+        return InceptionI3D(num_classes, stream, frames=None, image_size=DEFAULT_IMAGE_SIZE,
+                            weights=keyword, name=f"inception_i3d_{stream}")
+    except Exception as error:  # noqa: BLE001 (downloads raise bare Exceptions)
+        raise ModelLoadError(f"Cannot load {keyword!r} weights for the {stream} stream "
+                             f"(downloaded from DeepMind's GitHub): {error}") from None
+
+
+def _load_keras_file(path: Path) -> keras.Model:
+    import i3d_keras  # noqa: F401, PLC0415 (registers the custom layers)
+
+    from i3d_keras.runtime import precision  # noqa: PLC0415
+
+    try:
+        model = keras.models.load_model(str(path), compile=False)
+        # Its layers keep the policy they were saved with; compute in the
+        # current one (a model trained in bfloat16 evaluates in float32 and
+        # back: the weights are float32 in both).
+        return precision.with_precision(model, keras.config.dtype_policy().name)
+    except Exception as error:  # noqa: BLE001 (Keras raises various errors)
+        raise ModelLoadError(f"Cannot load the Keras model '{path}': {error}") from None
+
+
+# ----------------------------------------------------------------------------
+# Videos -> model inputs
+# ----------------------------------------------------------------------------
+
+def _size_pair(image_size) -> Tuple[int, int]:
+    if image_size is None:
+        return (DEFAULT_IMAGE_SIZE, DEFAULT_IMAGE_SIZE)
+    if isinstance(image_size, int):
+        return (image_size, image_size)
+    return tuple(int(s) for s in image_size)
+
+
+def center_crop_np(frames: np.ndarray, size) -> np.ndarray:
+    """The centre `size` crop of every frame of `[T, H, W, C]` (numpy).
+
+    Raises:
+        ValueError: frames smaller than the crop.
+    """
+    h, w = _size_pair(size)
+    height, width = frames.shape[1:3]
+    if height < h or width < w:
+        raise ValueError(f"Expected frames of at least {h}x{w} for the centre crop. "
+                         f"Received: frames of {height}x{width}")
+    top, left = (height - h) // 2, (width - w) // 2
+    return frames[:, top:top + h, left:left + w]
+
+
+def center_clip_indices(num_video_frames: int, clip_length: int) -> np.ndarray:
+    """Indices of the centre clip, looping videos shorter than the clip (the
+    paper loops short videos); the numpy twin of
+    `preprocessing.sample_frame_indices(..., "center")`."""
+    start = max(num_video_frames - clip_length, 0) // 2
+    return (start + np.arange(clip_length)) % max(num_video_frames, 1)
+
+
+def load_video_inputs(path: PathLike, streams: Sequence[str] = ("rgb",), *, image_size=None,
+                      num_frames: Optional[int] = None, flow_method: str = "tvl1",
+                      fps: Optional[float] = DEFAULT_FPS,
+                      short_side: Optional[int] = DEFAULT_SHORT_SIDE,
+                      estimator=None, timings: Optional[Dict[str, float]] = None
+                      ) -> Dict[str, np.ndarray]:
+    """Decodes a video into the paper's test inputs.
+
+    Frames at `fps`, short side `short_side` (bilinear); flow (if asked) is
+    computed at that resolution with `flow.compute_flow`, then both streams
+    are centre-cropped to `image_size`. RGB is scaled to [-1, 1].
+
+    Args:
+        path: a video file OpenCV reads.
+        streams: "rgb" and/or "flow".
+        image_size: crop size, int or (h, w) (default 224).
+        num_frames: None for the whole video, else the centre clip of that
+            many frames (looped if the video is shorter).
+        flow_method: "tvl1" (paper), "dis" or "farneback".
+        fps, short_side: decoding (paper: 25, 256).
+        estimator: optional reusable `flow.create_flow_estimator(flow_method)`.
+        timings: optional dict receiving "decode" and "flow" seconds.
+
+    Returns:
+        `{"rgb": float32 [T, h, w, 3], "flow": float32 [T, h, w, 2]}` (asked streams).
+
+    Raises:
+        VideoDecodeError: an unreadable video.
+        ValueError: frames smaller than the crop.
+
+    Example:
+
+    >>> clip = load_video_inputs("a.mp4", ("rgb", "flow"), flow_method="dis")  # doctest: +SKIP
+    >>> clip["flow"].shape  # doctest: +SKIP
+    (250, 224, 224, 2)
+    """
+    timings = {} if timings is None else timings
+    t0 = time.monotonic()
+    frames = read_video(path, fps=fps, short_side=short_side)
+    timings["decode"] = time.monotonic() - t0
+    total = frames.shape[0]
+    indices = np.arange(total) if num_frames is None else center_clip_indices(total, num_frames)
+    out = {}
+    if "rgb" in streams:
+        rgb = center_crop_np(frames[indices], image_size)
+        out["rgb"] = rgb.astype(np.float32) * (2.0 / 255.0) - 1.0
+    if "flow" in streams:
+        t1 = time.monotonic()
+        # Only the frames the clip uses (and the next one) need flow.
+        lo, hi = int(indices.min()), min(int(indices.max()) + 2, total)
+        # The paper computes flow on the whole resized frame, then crops.
+        flow = flow_lib.compute_flow(frames[lo:hi], method=flow_method, estimator=estimator)
+        out["flow"] = center_crop_np(flow[indices - lo], image_size)
+        timings["flow"] = time.monotonic() - t1
+    return out
+
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def _clip_length(predictor: Predictor, num_frames: Optional[int]) -> Optional[int]:
+    if predictor.frames is None:
+        return num_frames
+    if num_frames is not None and num_frames != predictor.frames:
+        raise ValueError(f"The model takes clips of exactly {predictor.frames} frames. "
+                         f"Received: num_frames={num_frames}")
+    return predictor.frames
+
+
+def _describe_error(error: BaseException) -> str:
+    if isinstance(error, VideoDecodeError):
+        return str(error)
+    if isinstance(error, tf.errors.OpError):
+        return f"{type(error).__name__}: {error.message.splitlines()[0]}"
+    return f"{type(error).__name__}: {error}"
+
+
+def predict_videos(paths: Sequence[PathLike], predictor, *, top_k: int = 5,
+                   num_frames: Optional[int] = None, flow_method: str = "tvl1",
+                   fps: Optional[float] = DEFAULT_FPS,
+                   short_side: Optional[int] = DEFAULT_SHORT_SIDE, image_size=None,
+                   progress: bool = True) -> List[Dict]:
+    """Classifies video files: the top-k classes with probabilities per video.
+
+    The paper's test protocol (Carreira & Zisserman, CVPR 2017): 25 fps,
+    short side 256, the centre 224x224 crop (or the model's size) of the
+    whole video, RGB in [-1, 1]; for two-stream models flow is computed on
+    the fly and the streams' logits are added before the softmax.
+
+    Args:
+        paths: video files (anything OpenCV reads).
+        predictor: a `Predictor`, a Keras model, or anything `load_predictor` takes.
+        top_k: classes reported per video.
+        num_frames: None: the whole video (or the model's fixed clip length);
+            else the centre clip of this many frames.
+        flow_method: "tvl1" (the paper's; what DeepMind's flow weights expect;
+            ~1-3 s per frame pair on one CPU core) or "dis" (~90x faster,
+            noisier) or "farneback".
+        fps, short_side: decoding.
+        image_size: crop size (default: the model's input size, else 224).
+        progress: a progress line with ETA on stderr.
+
+    Returns:
+        One dict per path, in order: `{"video", "ok", "top_k": [{"class",
+        "index", "probability"}], "num_frames", "seconds": {"decode", "flow",
+        "model", "total"}, "error"}`. A video that cannot be read or run gets
+        `ok=False` and an `error` message; the others go on.
+
+    Example:
+
+    >>> predictor = load_predictor("kinetics")  # doctest: +SKIP
+    >>> predict_videos(["arm_wrestling.mp4"], predictor)[0]["top_k"][0]  # doctest: +SKIP
+    {'class': 'arm wrestling', 'index': 6, 'probability': 0.99...}
+    """
+    predictor = load_predictor(predictor)
+    if top_k < 1:
+        raise ValueError(f"`top_k` must be >= 1. Received: top_k={top_k}")
+    clip_length = _clip_length(predictor, num_frames)
+    size = _size_pair(image_size or predictor.image_size)
+    estimator = flow_lib.create_flow_estimator(flow_method) if "flow" in predictor.streams \
+        else None
+    k = min(top_k, predictor.num_classes)
+    results = []
+    bar = parallel.Progress(len(paths), desc="predict", enabled=progress)
+    for path in paths:
+        entry = {"video": str(path), "ok": False, "top_k": [], "error": None}
+        timings = {}
+        t0 = time.monotonic()
+        try:
+            inputs = load_video_inputs(path, predictor.streams, image_size=size,
+                                       num_frames=clip_length, flow_method=flow_method,
+                                       fps=fps, short_side=short_side, estimator=estimator,
+                                       timings=timings)
+            entry["num_frames"] = int(next(iter(inputs.values())).shape[0])
+            t1 = time.monotonic()
+            logits, _ = predictor.logits({k_: v[np.newaxis] for k_, v in inputs.items()})
+            timings["model"] = time.monotonic() - t1
+            probs = _softmax(logits[0].astype(np.float64))
+            order = np.argsort(-probs, kind="stable")[:k]
+            entry["top_k"] = [{"class": predictor.class_name(int(i)), "index": int(i),
+                               "probability": float(probs[i])} for i in order]
+            entry["ok"] = True
+        except Exception as error:  # noqa: BLE001 (one bad video never stops the rest)
+            entry["error"] = _describe_error(error)
+        timings["total"] = time.monotonic() - t0
+        entry["seconds"] = timings
+        results.append(entry)
+        bar.update(1, failed=0 if entry["ok"] else 1)
+    bar.close()
+    return results
+
+
+# ----------------------------------------------------------------------------
+# Features
+# ----------------------------------------------------------------------------
+
+def feature_output_path(video: PathLike, output_dir: PathLike,
+                        root: Optional[PathLike] = None) -> Path:
+    """Where `extract_features` writes a video's features.
+
+    `root/a/x.mp4 -> output_dir/a/x.npy` (the path relative to `root` is kept,
+    so class folders survive); without `root`, `output_dir/x.npy`.
+    """
+    out = parallel.mirrored_output_path(video, output_dir, root)
+    return out.with_name(out.stem + FEATURE_SUFFIX)
+
+
+def window_starts(num_video_frames: int, window: Optional[int],
+                  stride: Optional[int] = None) -> List[int]:
+    """First frames of the sliding windows: `0, stride, ...` while a whole
+    window fits; one window at 0 for a video shorter than the window (it is
+    looped); `[0]` for `window=None` (the whole video as one clip)."""
+    if window is None:
+        return [0]
+    stride = stride or window
+    return list(range(0, max(num_video_frames - window, 0) + 1, stride))
+
+
+def _video_features(inputs: Dict[str, np.ndarray], calls: Dict[str, Callable],
+                    window: Optional[int], stride: Optional[int], batch_size: int
+                    ) -> np.ndarray:
+    total = next(iter(inputs.values())).shape[0]
+    starts = window_starts(total, window, stride)
+    length = total if window is None else window
+    per_stream = []
+    for stream, call in calls.items():
+        rows = []
+        for b in range(0, len(starts), batch_size):
+            idx = np.stack([(s + np.arange(length)) % total for s in starts[b:b + batch_size]])
+            rows.append(np.asarray(call(tf.convert_to_tensor(inputs[stream][idx])), np.float32))
+        per_stream.append(np.concatenate(rows))
+    return np.concatenate(per_stream, axis=-1)
+
+
+def extract_features(paths: Sequence[PathLike], output_dir: PathLike, predictor, *,
+                     streams: Optional[Sequence[str]] = None, window: Optional[int] = None,
+                     stride: Optional[int] = None, flow_method: str = "tvl1",
+                     fps: Optional[float] = DEFAULT_FPS,
+                     short_side: Optional[int] = DEFAULT_SHORT_SIDE, image_size=None,
+                     batch_size: int = 4, root: Optional[PathLike] = None,
+                     overwrite: bool = False, progress: bool = True) -> Dict:
+    """Writes I3D clip features, one `.npy` per video `[num_windows, D]`.
+
+    The feature is `Mixed_5c` averaged over time and space: 1024-d per
+    stream (RGB, flow), or the 2048-d concatenation [rgb, flow] for both
+    (Carreira & Zisserman, CVPR 2017, the layer before the logits head).
+    Inputs follow the paper's test preprocessing (25 fps, short side 256,
+    centre crop, RGB in [-1, 1], flow from `flow.compute_flow`).
+
+    Resumable: existing outputs are skipped (each file is written under a
+    temporary name and renamed, so an existing one is complete). A video that
+    fails is reported and the others go on.
+
+    Args:
+        paths: video files.
+        output_dir: where the `.npy` files go (`feature_output_path`).
+        predictor: a `Predictor` with Keras stream models, a Keras model, or
+            anything `load_predictor` takes (not a SavedModel).
+        streams: "rgb", "flow" or both (default: the predictor's streams).
+        window: frames per window; None: the whole video is one clip (shape
+            `[1, D]`).
+        stride: frames between window starts (default: `window`, no overlap).
+            Window i covers frames `[i * stride, i * stride + window)` at `fps`;
+            frames after the last whole window are not covered; a video shorter
+            than the window gives one looped window.
+        flow_method: "tvl1" (paper), "dis" (~90x faster) or "farneback".
+        fps, short_side: decoding.
+        image_size: crop size (default: the model's, else 224).
+        batch_size: windows per forward pass.
+        root: common folder of `paths`, to keep relative folders in the output.
+        overwrite: recompute existing outputs.
+        progress: a progress line with ETA on stderr.
+
+    Returns:
+        `{"written": [paths], "skipped": [paths], "failed": [(video, reason)],
+        "feature_dim": D, "streams": [...]}`.
+
+    Example:
+
+    >>> predictor = load_predictor("kinetics", streams=("rgb", "flow"))  # doctest: +SKIP
+    >>> extract_features(["a.mp4"], "features", predictor, window=64, stride=16)  # doctest: +SKIP
+    """
+    predictor = load_predictor(predictor)
+    streams = tuple(streams or predictor.streams)
+    bad = [s for s in streams if s not in STREAMS]
+    if bad or not streams:
+        raise ValueError(f"`streams` must be among {STREAMS}. Received: streams={streams}")
+    if window is not None and window < 1:
+        raise ValueError(f"`window` must be >= 1 or None. Received: window={window}")
+    if stride is not None and stride < 1:
+        raise ValueError(f"`stride` must be >= 1 or None. Received: stride={stride}")
+    if batch_size < 1:
+        raise ValueError(f"`batch_size` must be >= 1. Received: batch_size={batch_size}")
+    available = predictor.feature_models()
+    missing = [s for s in streams if s not in available]
+    if missing:
+        raise ModelLoadError(f"Expected a model for the {missing} stream(s). Received: a "
+                             f"predictor with streams {sorted(available)}")
+    if predictor.frames is not None and window != predictor.frames:
+        raise ValueError(f"The model takes clips of exactly {predictor.frames} frames. "
+                         f"Received: window={window}")
+    models = {s: available[s] for s in streams}
+    calls = {s: _forward_fn(m) for s, m in models.items()}
+    size = _size_pair(image_size or predictor.image_size)
+    estimator = flow_lib.create_flow_estimator(flow_method) if "flow" in streams else None
+    report = {"written": [], "skipped": [], "failed": [], "streams": list(streams),
+              "feature_dim": int(sum(m.outputs[0].shape[-1] for m in models.values()))}
+    todo = []
+    for video in paths:
+        out = feature_output_path(video, output_dir, root)
+        if not overwrite and out.is_file():
+            report["skipped"].append(str(out))
+        else:
+            todo.append((video, out))
+    bar = parallel.Progress(len(paths), desc=f"features[{'+'.join(streams)}]",
+                             enabled=progress)
+    bar.update(len(report["skipped"]), skipped=len(report["skipped"]))
+    for video, out in todo:
+        try:
+            inputs = load_video_inputs(video, streams, image_size=size, num_frames=None,
+                                       flow_method=flow_method, fps=fps,
+                                       short_side=short_side, estimator=estimator)
+            features = _video_features(inputs, calls, window, stride, batch_size)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            tmp = out.with_name(out.name + f".tmp{os.getpid()}")
+            try:
+                with open(tmp, "wb") as f:
+                    np.save(f, features.astype(np.float32))
+                os.replace(tmp, out)
+            finally:
+                if tmp.exists():
+                    tmp.unlink()
+            report["written"].append(str(out))
+            bar.update(1)
+        except Exception as error:  # noqa: BLE001 (one bad video never stops the rest)
+            report["failed"].append((str(video), _describe_error(error)))
+            bar.update(1, failed=1)
+    bar.close()
+    return report
+
+
+def find_videos(inputs: Sequence[PathLike]) -> Tuple[List[Path], Optional[Path]]:
+    """Expands command-line inputs: video files, folders (searched
+    recursively for `video.VIDEO_EXTENSIONS`) and `.txt` lists of paths.
+
+    Returns:
+        `(videos, root)`: root is the folder when a single folder was given.
+        Paths that do not exist are kept (they fail later, item by item).
+    """
+    videos: List[Path] = []
+    root = None
+    for spec in inputs:
+        path = Path(spec)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*")
+                           if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
+            videos += found
+            root = path if len(inputs) == 1 else None
+        elif path.suffix.lower() == ".txt" and path.is_file():
+            lines = [ln.strip() for ln in path.read_text(errors="replace").splitlines()
+                     if ln.strip()]
+            videos += [Path(ln) if Path(ln).is_absolute() else path.parent / ln
+                       for ln in lines]
+        else:
+            videos.append(path)
+    return videos, root
