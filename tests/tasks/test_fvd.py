@@ -383,33 +383,33 @@ def test_streaming_metrics_equal_one_shot(rng):
     d = 16
     real = rng.normal(size=(70, d)) * rng.uniform(0.5, 3, d) + 5
     fake = rng.normal(size=(55, d)) * 1.5 + 4.5
-    fvd = fvd.FrechetVideoDistance(feature_dim=d)
+    fvd_metric = fvd.FrechetVideoDistance(feature_dim=d)
     kvd = fvd.KernelVideoDistance(feature_dim=d, max_videos=100)
-    assert np.isnan(fvd.result().numpy()) and np.isnan(kvd.result().numpy())
+    assert np.isnan(fvd_metric.result().numpy()) and np.isnan(kvd.result().numpy())
     cuts_real, cuts_fake = [0, 1, 9, 9, 40, 70], [0, 30, 31, 55, 55, 55]
-    step = tf.function(lambda a, b: (fvd.update_state(a, b), kvd.update_state(a, b)))
+    step = tf.function(lambda a, b: (fvd_metric.update_state(a, b), kvd.update_state(a, b)))
     for i in range(len(cuts_real) - 1):
         batch_real = real[cuts_real[i]:cuts_real[i + 1]]
         batch_fake = fake[cuts_fake[i]:cuts_fake[i + 1]]
         if i % 2:  # eager and graph updates alike
             step(tf.constant(batch_real), tf.constant(batch_fake))
         else:
-            fvd.update_state(batch_real, batch_fake)
+            fvd_metric.update_state(batch_real, batch_fake)
             kvd.update_state(batch_real, batch_fake)
     expected_fvd = fvd.frechet_distance(real.mean(0), np.cov(real.T), fake.mean(0),
                                             np.cov(fake.T))
-    assert fvd.result().dtype == tf.float64
-    assert float(fvd.result()) == pytest.approx(expected_fvd, rel=1e-9)
+    assert fvd_metric.result().dtype == tf.float64
+    assert float(fvd_metric.result()) == pytest.approx(expected_fvd, rel=1e-9)
     assert float(kvd.result()) == pytest.approx(fvd.kernel_distance(real, fake), rel=1e-9)
-    stats = fvd.statistics("real")
+    stats = fvd_metric.statistics("real")
     np.testing.assert_allclose(stats.covariance, np.cov(real.T), rtol=1e-10, atol=1e-12)
     np.testing.assert_array_equal(kvd.features("generated"), fake)
-    fvd.reset_state()
+    fvd_metric.reset_state()
     kvd.reset_state()
-    assert np.isnan(fvd.result().numpy()) and np.isnan(kvd.result().numpy())
-    fvd.update_state(None, fake)
-    fvd.set_statistics(fvd.FeatureStatistics.from_features(real), "real")
-    assert float(fvd.result()) == pytest.approx(expected_fvd, rel=1e-9)
+    assert np.isnan(fvd_metric.result().numpy()) and np.isnan(kvd.result().numpy())
+    fvd_metric.update_state(None, fake)
+    fvd_metric.set_statistics(fvd.FeatureStatistics.from_features(real), "real")
+    assert float(fvd_metric.result()) == pytest.approx(expected_fvd, rel=1e-9)
     kvd.update_state(real, None)
     with pytest.raises(tf.errors.InvalidArgumentError, match="max_videos=100"):
         kvd.update_state(real, None)
@@ -417,14 +417,14 @@ def test_streaming_metrics_equal_one_shot(rng):
 
 def test_metric_on_videos_equals_video_features(i3d, clips, rng):
     more = rng.integers(0, 256, (5, FRAMES, 24, 40, 3), dtype=np.uint8) // 2
-    fvd = fvd.FrechetVideoDistance(i3d, image_size=SIZE)
+    fvd_metric = fvd.FrechetVideoDistance(i3d, image_size=SIZE)
     kvd = fvd.KernelVideoDistance(i3d, image_size=SIZE, max_videos=16)
-    assert len(fvd.variables) == 6 and len(kvd.variables) == 4  # not I3D's weights
+    assert len(fvd_metric.variables) == 6 and len(kvd.variables) == 4  # not I3D's weights
     with pytest.warns(UserWarning, match="covariance is singular"):
         for start in (0, 3):
-            fvd.update_state(clips[start:start + 3], more[start:start + 3])
+            fvd_metric.update_state(clips[start:start + 3], more[start:start + 3])
             kvd.update_state(clips[start:start + 3], more[start:start + 3])
-        result = float(fvd.result())
+        result = float(fvd_metric.result())
         real = fvd.video_features(clips, i3d, image_size=SIZE, progress=False)
         fake = fvd.video_features(more, i3d, image_size=SIZE, progress=False)
         expected = fvd.frechet_distance(
@@ -434,11 +434,11 @@ def test_metric_on_videos_equals_video_features(i3d, clips, rng):
     assert result == pytest.approx(expected, rel=1e-4)
     assert float(kvd.result()) == pytest.approx(fvd.kernel_distance(real, fake), rel=1e-3)
     with pytest.raises(ValueError, match="sample_weight"):
-        fvd.update_state(clips, clips, sample_weight=np.ones(6))
+        fvd_metric.update_state(clips, clips, sample_weight=np.ones(6))
     with pytest.raises(ValueError, match="no model"):
         fvd.FrechetVideoDistance().update_state(clips, None)
     with pytest.raises(tf.errors.InvalidArgumentError, match="above value_range"):
-        fvd.update_state(clips.astype("float32") * 2, None)
+        fvd_metric.update_state(clips.astype("float32") * 2, None)
 
 
 def test_video_distances(i3d, clips, rng):

@@ -181,7 +181,7 @@ def test_deepmind_checkpoint_and_kinetics_keyword(tmp_path, shared_data, monkeyp
     # "kinetics": DeepMind's checkpoint and label map through their download functions.
     from i3d_keras.weights import pretrained
 
-    monkeypatch.setattr(weights, "download_deepmind_checkpoint", lambda name: str(prefix))
+    monkeypatch.setattr(pretrained, "download_deepmind_checkpoint", lambda name: str(prefix))
     monkeypatch.setattr(keras.utils, "get_file",
                         lambda fname, origin, **kw: str(shared_data / "deepmind_i3d" / fname))
     kinetics = inference.load_predictor("kinetics")
