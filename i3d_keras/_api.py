@@ -57,7 +57,9 @@ EXPORTS = {
         "adapt_input_channels", "i3d_time_kernel", "inflate", "inflate_kernel",
         "inflate_model", "inflate_weights", "resnet_time_kernel", "unpadded_time_positions",
     ],
-    "weights.deepmind": ["CHECKPOINT_NAMES", "from_deepmind_checkpoint", "load_deepmind_checkpoint"],
+    "weights.deepmind": [
+        "CHECKPOINT_NAMES", "from_deepmind_checkpoint", "load_deepmind_checkpoint",
+    ],
     "weights.pretrained": ["load_pretrained"],
     "data.preprocessing": [
         "center_crop", "dequantize_flow", "flip_left_right", "quantize_flow", "random_crop",

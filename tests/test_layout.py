@@ -201,7 +201,8 @@ def test_old_module_paths_still_import_with_a_warning():
 def test_the_package_itself_uses_no_old_path():
     old = {f"i3d_keras.{name}" for name in _api.MOVED if name not in _api.SUBPACKAGES}
     uses = []
-    for path in [*PACKAGE.rglob("*.py"), *(ROOT / "tools").glob("*.py"), *ROOT.glob("tests/**/*.py")]:
+    sources = [*PACKAGE.rglob("*.py"), *(ROOT / "tools").glob("*.py"), *ROOT.glob("tests/**/*.py")]
+    for path in sources:
         if path.name in ("_api.py", "test_layout.py"):
             continue
         text = path.read_text(encoding="utf-8")

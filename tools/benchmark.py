@@ -52,7 +52,7 @@ _COMPARE_WITH = flags.DEFINE_enum(
     "compare_with", None, ["auto", "conv2d", "conv3d"],
     "Also time this implementation in the same run and report the speed-ups.")
 _PYTORCH = flags.DEFINE_bool("pytorch", False, "Also time the same network in PyTorch "
-                              "(i3d_keras/benchmarks/pytorch_reference.py) in the same run.")
+                             "(i3d_keras/benchmarks/pytorch_reference.py) in the same run.")
 _PYTORCH_PYTHON = flags.DEFINE_string("pytorch_python", None, "The Python that has torch "
                                       "(implies --pytorch; default: this one).")
 _PRECISION = flags.DEFINE_enum("mixed_precision", "auto", ["auto", "float32", "float16",

@@ -94,7 +94,7 @@ def main(argv):
             return
         output = _OUTPUT.value or os.path.join(_BASE.value, f"{_NAME.value}.tflite")
         path = exporters.export_tflite(model, output, quantization=_QUANT.value,
-                                    frames=_FRAMES.value, image_size=_SIZE.value)
+                                       frames=_FRAMES.value, image_size=_SIZE.value)
         print(f"LiteRT model written to {path} ({os.path.getsize(path) / 1e6:.1f} MB), ops: "
               f"{', '.join(exporters.tflite_builtin_ops(path))}")
         if _VERIFY.value:

@@ -66,8 +66,8 @@ _RESIZE = flags.DEFINE_enum("resize", "tf1", ["tf1", "tf2", "align_corners"],
 _VALUE_RANGE = flags.DEFINE_list("value_range", ["0", "255"], "low,high of float arrays.")
 _FPS = flags.DEFINE_float("fps", None, "Decode video files at this rate (default: as stored).")
 _MIXED = flags.DEFINE_bool("mixed_precision", False, "Use the package's 'auto' precision "
-                           "(i3d_keras.runtime.precision: bfloat16 or float16 where the hardware has "
-                           "it). FVDs are comparable in float32 only.")
+                           "(i3d_keras.runtime.precision: bfloat16 or float16 where the hardware "
+                           "has it). FVDs are comparable in float32 only.")
 _KVD = flags.DEFINE_bool("kvd", True, "Also compute KVD.")
 _KVD_SUBSET = flags.DEFINE_integer("kvd_subset_size", None, "KVD as the mean over 100 random "
                                    "subsets of this size (KID's protocol; default: all pairs).")

@@ -578,7 +578,8 @@ class _Child:
     def __init__(self, env):
         self._stderr = tempfile.TemporaryFile(mode="w+")
         self.process = subprocess.Popen(
-            [sys.executable, "-c", "from i3d_keras.benchmarks import diagnostics; diagnostics._worker_main()"],
+            [sys.executable, "-c",
+             "from i3d_keras.benchmarks import diagnostics; diagnostics._worker_main()"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, text=True,
             env=env)
         self._lines: "queue.Queue[Optional[str]]" = queue.Queue()

@@ -112,7 +112,7 @@ def time_litert(model, frames=16, image_size=224, repeats=3, num_threads=None):
     clip = clip.astype("float32")
     with tempfile.TemporaryDirectory() as tmp:
         path = exporters.export_tflite(model, f"{tmp}/i3d.tflite", frames=frames,
-                                    image_size=image_size)
+                                       image_size=image_size)
         interpreter = exporters.litert_interpreter(path, num_threads=num_threads)
         lite_seconds, lite_runs = _median_seconds(
             lambda: exporters.run_litert(interpreter, {key: clip}), repeats)

@@ -252,7 +252,7 @@ def extract_flow(videos: Sequence[PathLike], output_dir: PathLike, method: str =
             todo.append((str(v), str(out), method, fps, short_side,
                          1 if num_workers > 1 else 0))
     bar = parallel.Progress(len(todo) + len(report["skipped"]), desc=f"flow[{method}]",
-                             enabled=progress)
+                            enabled=progress)
     bar.update(len(report["skipped"]), skipped=len(report["skipped"]))
     for i, result, error in parallel.parallel_map(_extract_one, todo, num_workers, mp_context):
         if error is None:

@@ -4,8 +4,8 @@ Carreira & Zisserman (CVPR 2017) feed frames at 25 fps whose short side is
 resized to 256 pixels (bilinear). `read_video` returns exactly that from any
 file OpenCV's FFmpeg backend can read (MP4, AVI, MKV, WebM, GIF, ...).
 
-This module imports only numpy, OpenCV and `i3d_keras.utils.console`, so that worker processes doing bulk
-decoding stay light.
+This module imports only numpy, OpenCV and `i3d_keras.utils.console`, so that worker
+processes doing bulk decoding stay light.
 """
 
 from __future__ import annotations

@@ -476,7 +476,7 @@ def collect_logits(predictor, dataset, *, batch_size: int = 8, total: Optional[i
     fused_rows, part_rows, labels = [], {p.name: [] for p in predictor.parts}, []
     buffer: List = []  # (inputs, label) of videos waiting for a forward pass
     bar = parallel.Progress(min(total, max_videos) if total and max_videos else
-                             (total or max_videos or 0), desc="evaluate", enabled=progress)
+                            (total or max_videos or 0), desc="evaluate", enabled=progress)
 
     def flush():
         if not buffer:

@@ -927,7 +927,7 @@ def extract_features(paths: Sequence[PathLike], output_dir: PathLike, predictor,
         else:
             todo.append((video, out))
     bar = parallel.Progress(len(paths), desc=f"features[{'+'.join(streams)}]",
-                             enabled=progress)
+                            enabled=progress)
     bar.update(len(report["skipped"]), skipped=len(report["skipped"]))
     for video, out in todo:
         try:

@@ -30,7 +30,7 @@ def test_forward_with_xla_on_a_named_device(truncated_i3d):
     # The GPU measurement's code path (XLA, a device scope), on the CPU.
     model = truncated_i3d(5, frames=None, image_size=32)
     forward = speed.time_forward(model, 4, image_size=32, repeats=1, xla=True,
-                                        device="/CPU:0")
+                                 device="/CPU:0")
     assert forward["seconds"] > 0 and forward["effective_gflops"] > 0
 
 
@@ -55,7 +55,7 @@ def _torch_python():
 
 def test_pytorch_reference_is_the_same_network():
     result = speed.time_pytorch(frames=(8,), image_size=32, repeats=1, train_batch=2,
-                                       train_frames=8, python=_torch_python())
+                                train_frames=8, python=_torch_python())
     # Built from i3d_keras.models.i3d.ARCHITECTURE: DeepMind's I3D with 400 classes
     # has 12,682,304 convolution weights, as the Keras model's kernels.
     assert result["conv_weights"] == 12_682_304
@@ -64,6 +64,14 @@ def test_pytorch_reference_is_the_same_network():
                if w.path.endswith("kernel")) == result["conv_weights"]
     assert result["forward"]["8"]["seconds"] > 0 and len(result["forward"]["8"]["runs"]) == 1
     assert result["train_step"]["seconds"] > 0
+
+
+def test_pytorch_reference_times_under_bfloat16_autocast():
+    # The counterpart of Keras' mixed_bfloat16 in benchmark.py's comparison.
+    result = speed.time_pytorch(frames=(8,), image_size=32, repeats=1, train_batch=2,
+                                train_frames=8, python=_torch_python(), autocast="bfloat16")
+    assert result["autocast"] == "bfloat16"
+    assert result["forward"]["8"]["seconds"] > 0 and result["train_step"]["seconds"] > 0
 
 
 @pytest.mark.parametrize("stream", ["rgb", "flow"])

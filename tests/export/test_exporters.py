@@ -45,7 +45,7 @@ def fused_export(streams, tmp_path_factory):
     fused = i3d_keras.TwoStreamI3D(streams["rgb"], streams["flow"])
     base = tmp_path_factory.mktemp("saved_models")
     path = exporters.export_saved_model(fused, base, "i3d", class_names=NAMES, top_k=3,
-                                     image_size=SIZE)
+                                        image_size=SIZE)
     return fused, base, path
 
 
@@ -82,7 +82,8 @@ def test_saved_model_signatures_match_keras(fused_export, clip):
 
 
 def test_serving_signature_rejects_wrong_channels(tmp_path):
-    path = exporters.export_saved_model(_small_stream_model("rgb"), tmp_path, "rgb", image_size=SIZE)
+    path = exporters.export_saved_model(_small_stream_model("rgb"), tmp_path, "rgb",
+                                        image_size=SIZE)
     loaded = tf.saved_model.load(str(path))
     bad = tf.zeros([1, FRAMES, 40, 40, 4], tf.uint8)
     with pytest.raises((ValueError, TypeError, tf.errors.InvalidArgumentError), match="3"):
@@ -97,7 +98,7 @@ def test_versions_are_never_overwritten(tmp_path):
     with pytest.raises(exporters.ExportError, match="refusing to overwrite"):
         exporters.export_saved_model(model, tmp_path, "flow", version=1, image_size=SIZE)
     exporters.export_saved_model(model, tmp_path, "flow", version=1, overwrite=True,
-                              image_size=SIZE)
+                                 image_size=SIZE)
     # No temporary folders are left behind.
     assert sorted(p.name for p in (tmp_path / "flow").iterdir()) == ["1", "2"]
     assert 'name: "flow"' in exporters.models_config([("flow", "/models/flow")])
@@ -117,7 +118,7 @@ def test_tflite_builtin_only_runs_in_litert(streams, clip, tmp_path, quantizatio
         model = truncated_i3d(CLASSES, frames=FRAMES, image_size=SIZE)
         inputs = {"rgb": clip["rgb"]}
     path = exporters.export_tflite(model, tmp_path / f"i3d_{quantization}.tflite",
-                                quantization=quantization)
+                                   quantization=quantization)
     ops = exporters.tflite_builtin_ops(path)
     # On CPUs the model computes its 3D convolutions as 2D ones (i3d_keras.models.convolution).
     conv = "CONV_2D" if convolution.resolve_implementation("auto") == "conv2d" else "CONV_3D"

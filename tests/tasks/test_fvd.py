@@ -324,7 +324,7 @@ def test_video_features_mixed_frame_sizes(i3d, clips, rng):
     videos = [clips[0], other, clips[1]]
     report = {}
     out = fvd.video_features(videos, i3d, image_size=SIZE, batch_size=3, progress=False,
-                                 report=report)
+                             report=report)
     alone = fvd.video_features(other[np.newaxis], i3d, image_size=SIZE, progress=False)
     np.testing.assert_allclose(out[1], alone[0], rtol=1e-5, atol=1e-4)
     assert report["frame_sizes"] == {"24x40": 2, "50x30": 1}
@@ -339,7 +339,7 @@ def test_video_features_folder_skips_bad_videos(i3d, tmp_path, rng):
     (tmp_path / "corrupt.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + os.urandom(500))
     report = {}
     out = fvd.video_features(tmp_path, i3d, frames=FRAMES, image_size=SIZE,
-                                 progress=False, report=report)
+                             progress=False, report=report)
     assert out.shape == (2, 400)
     assert report["num_videos"] == 4 and report["num_used"] == 2
     assert [Path(name).name for name, _ in report["failed"]] == ["corrupt.mp4"]
@@ -397,7 +397,7 @@ def test_streaming_metrics_equal_one_shot(rng):
             fvd_metric.update_state(batch_real, batch_fake)
             kvd.update_state(batch_real, batch_fake)
     expected_fvd = fvd.frechet_distance(real.mean(0), np.cov(real.T), fake.mean(0),
-                                            np.cov(fake.T))
+                                        np.cov(fake.T))
     assert fvd_metric.result().dtype == tf.float64
     assert float(fvd_metric.result()) == pytest.approx(expected_fvd, rel=1e-9)
     assert float(kvd.result()) == pytest.approx(fvd.kernel_distance(real, fake), rel=1e-9)

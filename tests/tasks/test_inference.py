@@ -124,7 +124,7 @@ def test_load_keras_file_and_saved_model(streams, tmp_path):
     np.testing.assert_allclose(from_file.logits({"rgb": x})[0], expected, rtol=1e-5, atol=1e-5)
 
     saved = exporters.export_saved_model(streams["rgb"], tmp_path, "i3d", class_names=NAMES,
-                                      image_size=SIZE)
+                                         image_size=SIZE)
     predictor = inference.load_predictor(str(saved))
     assert predictor.class_names == NAMES  # from the export
     assert predictor.frames == FRAMES and predictor.image_size == (SIZE, SIZE)
@@ -152,7 +152,7 @@ def _deepmind_checkpoint(tmp_path, stream="rgb"):
     scope = "RGB/inception_i3d/" if stream == "rgb" else "Flow/inception_i3d/"
     values = {name: layer.weights[index].numpy()
               for name, (layer, index) in deepmind.deepmind_variable_names(model,
-                                                                             scope).items()}
+                                                                           scope).items()}
     prefix = tmp_path / f"{stream}_imagenet" / "model.ckpt"
     prefix.parent.mkdir(parents=True)
     tf.raw_ops.SaveV2(prefix=str(prefix), tensor_names=list(values),

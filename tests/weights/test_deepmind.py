@@ -124,7 +124,8 @@ def test_missing_and_unused_variables_are_listed(synthetic, tmp_path):
 def test_stream_and_class_mismatches(synthetic):
     flow_prefix, _ = synthetic("flow_imagenet")
     with pytest.raises(ValueError, match="flow stream .*Received: a model with 3 input channels"):
-        deepmind.load_deepmind_checkpoint(i3d_keras.InceptionI3D(400, "rgb", image_size=None), flow_prefix)
+        deepmind.load_deepmind_checkpoint(i3d_keras.InceptionI3D(400, "rgb", image_size=None),
+                                          flow_prefix)
     prefix, values = synthetic("rgb_scratch_kin600")
     model = i3d_keras.InceptionI3D(10, "rgb", image_size=None)
     with pytest.raises(ValueError, match="600 classes. Received: a model with num_classes=10"):
@@ -239,7 +240,8 @@ def test_published_cricket_outputs():
     labels = (SHARED / "deepmind_i3d" / "label_map.txt").read_text().splitlines()
     logits = {}
     for stream in ("rgb", "flow"):
-        model = deepmind.from_deepmind_checkpoint(data / "checkpoints" / f"{stream}_imagenet" / "model.ckpt")
+        model = deepmind.from_deepmind_checkpoint(
+            data / "checkpoints" / f"{stream}_imagenet" / "model.ckpt")
         clip = np.load(data / f"v_CricketShot_g04_c01_{stream}.npy").astype("float32")
         logits[stream] = np.asarray(model(clip, training=False))[0]
     logits["joint"] = logits["rgb"] + logits["flow"]
