@@ -3,6 +3,9 @@
 Reference: Carreira & Zisserman, "Quo Vadis, Action Recognition? A New Model
 and the Kinetics Dataset", CVPR 2017.
 
+The package has a folder per concern, bottom up: `utils`, `runtime` (hardware,
+precision), `models` and `data`, `weights`, `export`, `benchmarks`, `tasks`
+(README, "How the package is laid out"; the table in `i3d_keras/_api.py`).
 The public API is re-exported here and loaded on first use. Only the custom
 layers are imported at once (in the main process), so that
 `keras.models.load_model` finds them after `import i3d_keras`; spawned worker

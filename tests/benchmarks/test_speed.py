@@ -1,11 +1,13 @@
 """Tests for i3d_keras.benchmarks.speed on a tiny model (numbers, not speeds)."""
 
 import importlib.util
+import json
 import os
 import sys
 
 import numpy as np
 import pytest
+import keras
 import tensorflow as tf
 
 import i3d_keras
@@ -134,3 +136,21 @@ def test_plot_of_the_timings(tmp_path):
     # Without a training step or PyTorch: the forward panel alone.
     del results["train_step"], results["pytorch"]
     assert speed.plot_results(results, tmp_path / "forward.png").stat().st_size > 5_000
+
+
+def test_run_benchmarks_records_the_precision_and_both_matmul_peaks():
+    results = speed.run_benchmarks(frames=(4,), image_size=32, repeats=1, train_batch=1,
+                                   train_frames=4, mixed_precision="bfloat16")
+    assert json.loads(json.dumps(results)) == results  # what --json writes
+    assert keras.config.dtype_policy().name == "float32"  # the policy is restored
+    assert results["precision"]["policy"] == "mixed_bfloat16"
+    assert results["precision"]["reason"] == "--mixed_precision given"
+    assert results["matmul_gflops"] > 0 and results["matmul_bfloat16_gflops"] > 0
+    # The share of the peak is taken of the precision the model computes in.
+    assert results["matmul_peak_gflops"] == results["matmul_bfloat16_gflops"]
+    cpu = results["machine"]["cpu"]
+    assert cpu["model"] and cpu["kind"] and "avx512_bf16" in cpu["flags"]
+    assert results["forward"]["4"]["seconds"] > 0 and results["train_step"]["seconds"] > 0
+    table = speed.format_results(results)
+    assert "matmul bfloat16" in table and "precision: mixed_bfloat16" in table
+

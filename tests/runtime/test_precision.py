@@ -307,3 +307,23 @@ def test_saved_model_of_a_bfloat16_model_has_float32_inputs_and_outputs(tmp_path
     out = signature(rgb=tf.constant(clips))
     assert out["logits"].dtype == tf.float32 and out["probabilities"].dtype == tf.float32
     _assert_close_logits(model(clips, training=False).numpy(), out["logits"].numpy())
+
+
+def test_litert_file_of_a_bfloat16_model_computes_in_float32(tmp_path, trained):
+    from i3d_keras.export import exporters  # noqa: PLC0415
+
+    _, model, clips, _ = trained
+    bf16 = precision.with_precision(model, "bfloat16")
+    path = exporters.export_tflite(bf16, tmp_path / "bf16.tflite", frames=FRAMES, image_size=SIZE)
+    keras.config.set_dtype_policy("float32")
+    interpreter = exporters.litert_interpreter(path)
+    (detail,) = interpreter.get_input_details()
+    assert detail["dtype"] == np.float32
+    assert interpreter.get_output_details()[0]["dtype"] == np.float32
+    # The file holds the float32 computation with the model's weights: it agrees
+    # with the float32 model as a float32 export does, not to bfloat16 rounding.
+    report = exporters.verify_tflite(model, path, {"rgb": clips[:1]})
+    scale = np.abs(model(clips[:1], training=False).numpy()).max()
+    assert report["max_abs_logit_diff"] <= 1e-4 * max(scale, 1.0), report
+    assert report["top1_agreement"] == 1.0
+
