@@ -41,14 +41,6 @@ FLAT_LAYOUT_ALL = [
     "write_video",
 ]
 
-#: Modules tested in another module's test file, and why.
-TESTED_ELSEWHERE = {
-    "data/beam_pipeline": "data/test_datasets.py",  # the same conversion, run on Beam
-    "export/serving": "export/test_exporters.py",  # requests against an exported model
-    "benchmarks/pytorch_reference": "benchmarks/test_speed.py",  # run as speed's child
-}
-
-
 def _modules():
     """{"models.i3d": path, ...}: every module in the folders."""
     return {f"{p.parent.name}.{p.stem}": p
@@ -153,11 +145,8 @@ def test_no_import_cycle_at_module_level():
 def test_every_module_has_its_test_file():
     tests = ROOT / "tests"
     missing = [module for module in _modules()
-               if not (tests / module.split(".")[0] / f"test_{module.split('.')[1]}.py").exists()
-               and module.replace(".", "/") not in TESTED_ELSEWHERE]
+               if not (tests / module.split(".")[0] / f"test_{module.split('.')[1]}.py").exists()]
     assert not missing, f"modules without tests/<folder>/test_<module>.py: {missing}"
-    for module, test in TESTED_ELSEWHERE.items():
-        assert module.split("/")[1] in (tests / test).read_text(encoding="utf-8"), module
     # No test file left at the top for a module that has moved into a folder.
     assert not [p.name for p in tests.glob("test_*.py")
                 if p.stem[5:] in _api.MOVED or f"_{p.stem[5:]}" in _api.MOVED]

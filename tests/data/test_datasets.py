@@ -125,21 +125,8 @@ def test_csv_manifest(tmp_path):
         datasets.csv_manifest(tmp_path / "s.csv")
 
 
-def _bad_inputs_listing(tmp_path):
-    root = tmp_path / "src"
-    for i in range(3):
-        _video(root / "a" / f"a{i}.avi", seed=i)
-        _video(root / "b" / f"b{i}.avi", seed=10 + i)
-    (root / "b" / "empty.mp4").write_bytes(b"")
-    (root / "b" / "junk.mp4").write_bytes(b"junk" * 64)
-    listing = datasets.folder_per_class(root)
-    extra = [datasets.VideoEntry(str(root / "a" / "a0.avi"), 0, "a", "", 10.0, 12.0),
-             datasets.VideoEntry(str(root / "a" / "missing.avi"), 0, "a")]
-    return datasets.Listing(listing.entries + extra, listing.classes)
-
-
-def test_prepare_dataset_reports_bad_videos_and_resumes(tmp_path):
-    listing = _bad_inputs_listing(tmp_path)
+def test_prepare_dataset_reports_bad_videos_and_resumes(tmp_path, bad_inputs_listing):
+    listing = bad_inputs_listing
     out = tmp_path / "out"
     report = datasets.prepare_dataset(listing, out, "toy", flow_method="dis", short_side=24,
                                       videos_per_shard=3, num_workers=1, progress=False)
@@ -167,8 +154,8 @@ def test_prepare_dataset_reports_bad_videos_and_resumes(tmp_path):
         datasets.prepare_dataset([], out, "none")
 
 
-def test_prepare_dataset_in_worker_processes(tmp_path):
-    listing = _bad_inputs_listing(tmp_path)
+def test_prepare_dataset_in_worker_processes(tmp_path, bad_inputs_listing):
+    listing = bad_inputs_listing
     report = datasets.prepare_dataset(listing, tmp_path / "out", "par", short_side=24,
                                       videos_per_shard=5, num_workers=2, progress=False)
     assert report.converted == 6 and len(report.failed) == 4 and report.shards_written == 2
@@ -202,18 +189,3 @@ def test_extract_flow_cli_no_videos(tmp_path):
                        "--output_dir", str(tmp_path / "f"))
     assert result.returncode != 0 and "no videos found" in result.stderr
     assert "Traceback" not in result.stderr
-
-
-def test_beam_pipeline_direct_runner(tmp_path):
-    pytest.importorskip("apache_beam", reason="apache-beam is an optional extra "
-                        "(pip install apache-beam); not installed here")
-    from i3d_keras.data import beam_pipeline
-
-    listing = _bad_inputs_listing(tmp_path)
-    report = beam_pipeline.run(listing, tmp_path / "beam", "bm", short_side=24,
-                               videos_per_shard=5, pipeline_args=["--runner=DirectRunner"])
-    assert report.converted == 6 and len(report.failed) == 4
-    shards = sorted((tmp_path / "beam").glob("bm_all-*-of-00002.tfrecord"))
-    assert len(shards) == 2
-    assert len(records.read_examples(shards)) == 6
-    assert records.read_metadata(tmp_path / "beam")["counts"] == {"all": 6}

@@ -1,6 +1,7 @@
-"""Tests for i3d_keras.export.exporters: SavedModel signatures and LiteRT builtin-only files."""
+"""Tests for i3d_keras.export.exporters: SavedModel signatures and LiteRT builtin-only files.
 
-import json
+Requests against an exported model: tests/export/test_serving.py.
+"""
 
 import keras
 import numpy as np
@@ -157,38 +158,6 @@ def test_tflite_needs_fixed_shapes_and_known_quantization(streams, tmp_path):
         exporters.export_tflite(dynamic, tmp_path / "x.tflite")
     with pytest.raises(exporters.ExportError, match="quantization"):
         exporters.export_tflite(streams["rgb"], tmp_path / "x.tflite", quantization="int4")
-
-
-def test_serving_requests_fit_the_signature(fused_export):
-    from i3d_keras.export import serving
-
-    _, _, path = fused_export
-    signature = tf.saved_model.load(str(path)).signatures["serving_default"]
-    rng = np.random.default_rng(4)
-    inputs = serving.request_inputs(
-        rng.integers(0, 256, (FRAMES, 40, 48, 3), dtype=np.uint8),
-        rng.uniform(-0.1, 0.1, (FRAMES, 40, 48, 2)).astype("float32"))
-    serving.check_against_signature(inputs, signature)
-    expected = signature(**{k: tf.constant(v) for k, v in inputs.items()})["logits"]
-    # REST: JSON round trip, decoded with the signature's dtypes as the server does.
-    payload = json.loads(json.dumps(serving.rest_payload(inputs)))
-    assert payload["signature_name"] == "serving_default"
-    rest_inputs = serving.inputs_from_rest(payload, signature)
-    np.testing.assert_allclose(signature(**rest_inputs)["logits"], expected, rtol=1e-6)
-    # gRPC: a real PredictRequest protobuf, serialised and parsed back.
-    pytest.importorskip("tensorflow_serving", reason="needs tensorflow-serving-api")
-    from tensorflow_serving.apis import predict_pb2
-
-    request = predict_pb2.PredictRequest.FromString(
-        serving.grpc_request(inputs, "i3d").SerializeToString())
-    assert request.model_spec.name == "i3d" and set(request.inputs) == {"frames", "flow"}
-    np.testing.assert_allclose(
-        signature(**serving.inputs_from_grpc(request))["logits"], expected, rtol=1e-6)
-    with pytest.raises(ValueError, match="Expected inputs"):
-        serving.check_against_signature({"frames": inputs["frames"]}, signature)
-    with pytest.raises(ValueError, match="dtype"):
-        serving.check_against_signature(
-            {"frames": inputs["frames"].astype("float32"), "flow": inputs["flow"]}, signature)
 
 
 def test_depthwise_conv3d_exports_to_builtin_litert(tmp_path):
