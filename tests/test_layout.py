@@ -205,7 +205,7 @@ def test_the_package_itself_uses_no_old_path():
     assert not uses
 
 
-def test_import_loads_no_tensorflow_and_spawned_workers_stay_light():
+def test_importing_the_package_and_its_folders_loads_no_tensorflow_keras_or_opencv():
     code = ("import sys, i3d_keras, i3d_keras.models, i3d_keras.data, i3d_keras.tasks; "
             "from i3d_keras.data import parallel; "
             "print(sorted(m for m in ('tensorflow', 'keras', 'cv2') if m in sys.modules))")
