@@ -43,9 +43,8 @@ FLAT_LAYOUT_ALL = [
 
 def _modules():
     """{"models.i3d": path, ...}: every module in the folders."""
-    return {f"{p.parent.name}.{p.stem}": p
-            for folder in _api.SUBPACKAGES for p in sorted((PACKAGE / folder).glob("*.py"))
-            if p.stem != "__init__"}
+    return {f"{folder}.{module}": PACKAGE / folder / f"{module}.py"
+            for folder in _api.SUBPACKAGES for module in _api.modules_of(folder)}
 
 
 def _i3d_imports(path):

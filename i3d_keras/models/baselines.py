@@ -148,7 +148,7 @@ def load_imagenet_backbone(model, weights="imagenet"):
     if channels == 3:
         inception_v1.load_slim_checkpoint(model, path, skip_logits=True)
         return model
-    has_top = _has_layer(model, "Logits")
+    has_top = i3d_model.has_layer(model, "Logits")
     rgb = inception_v1.InceptionV1(
         int(model.outputs[0].shape[-1]) if has_top else 1, image_size=None,
         include_top=has_top, name=f"{model.name}_rgb",
@@ -162,14 +162,6 @@ def load_imagenet_backbone(model, weights="imagenet"):
             values[0] = adapt_input_channels(values[0], channels, "equal_response")
         layer.set_weights(values)
     return model
-
-
-def _has_layer(model, name):
-    try:
-        model.get_layer(name)
-    except ValueError:
-        return False
-    return True
 
 
 def _load_saved_weights(model, weights):

@@ -403,7 +403,7 @@ def endpoint_model(model, endpoints=None, pooled=False):
     """
     single = isinstance(endpoints, str)
     names = [endpoints] if single else list(endpoints or [])
-    available = [e for e in ENDPOINTS if _has_layer(model, e)]
+    available = [e for e in ENDPOINTS if has_layer(model, e)]
     if not names:
         names = available
     missing = [e for e in names if e not in available]
@@ -424,7 +424,8 @@ def endpoint_model(model, endpoints=None, pooled=False):
     )
 
 
-def _has_layer(model, name):
+def has_layer(model, name):
+    """Whether `model` has a layer named `name` (Keras' `get_layer` raises instead)."""
     try:
         model.get_layer(name)
     except ValueError:
