@@ -31,6 +31,8 @@ console.setup()  # before TensorFlow and OpenCV load: quiet unless --verbose
 
 from absl import flags  # noqa: E402
 
+from i3d_keras.utils import outputs  # noqa: E402
+
 _FORMAT = flags.DEFINE_enum("format", "saved_model", ["saved_model", "tflite"], "Output format.")
 _RGB = flags.DEFINE_string("rgb_model", None, "RGB stream .keras file.")
 _FLOW = flags.DEFINE_string("flow_model", None, "Flow stream .keras file.")
@@ -38,47 +40,86 @@ _MODEL = flags.DEFINE_string("model", None, "A .keras fusion model (instead of t
 _LABELS = flags.DEFINE_string("labels", None, "Class names, one per line.")
 _NAME = flags.DEFINE_string("name", "i3d", "Model name (folder under --base_dir).")
 _BASE = flags.DEFINE_string("base_dir", "saved_models", "SavedModel base folder.")
-_VERSION = flags.DEFINE_integer("version", None, "Version (default: the next free one).")
-_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace an existing version.")
-_TOP_K = flags.DEFINE_integer("top_k", 5, "Top classes returned by the signatures.")
-_SIZE = flags.DEFINE_integer("image_size", None, "Crop size (default: the model's, else 224).")
-_FRAMES = flags.DEFINE_integer("frames", None, "LiteRT: clip length (default: the model's).")
+_VERSION = flags.DEFINE_integer("version", None, "Version (default: the next free one).",
+                                 lower_bound=0)
+_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace an existing version (or LiteRT "
+                               "--output file).")
+_TOP_K = flags.DEFINE_integer("top_k", 5, "Top classes returned by the signatures.",
+                              lower_bound=1)
+_SIZE = flags.DEFINE_integer("image_size", None, "Crop size (default: the model's, else 224).",
+                             lower_bound=1)
+_FRAMES = flags.DEFINE_integer("frames", None, "LiteRT: clip length (default: the model's).",
+                               lower_bound=1)
 _QUANT = flags.DEFINE_enum("quantization", "float32", ["float32", "float16", "dynamic_int8"],
                            "LiteRT weight format.")
 _OUTPUT = flags.DEFINE_string("output", None, "LiteRT output file (default saved_models/NAME.tflite).")
 _VERIFY = flags.DEFINE_bool("verify", True, "LiteRT: compare against Keras on a random clip.")
 
 
-def _load(path):
-    import keras  # noqa: PLC0415
+def _check_flags():
+    """Every path checked before a model loads; returns the LiteRT output path."""
+    models = [(flag, value) for flag, value in
+              (("model", _MODEL.value), ("rgb_model", _RGB.value), ("flow_model", _FLOW.value))
+              if value]
+    if not models:
+        console.fail("give --rgb_model and/or --flow_model, or --model")
+    if _MODEL.value and (_RGB.value or _FLOW.value):
+        console.fail("give --model (a fusion model) or the streams (--rgb_model, "
+                     "--flow_model), not both")
+    for flag, value in models:
+        outputs.check_input_path(value, flag=flag, kind="file")
+    if _LABELS.value:
+        outputs.check_input_path(_LABELS.value, flag="labels", kind="file")
+    inputs = [value for _, value in models] + [_LABELS.value]
+    outputs.check_output_dir(_BASE.value, flag="base_dir", inputs=inputs)
+    if _FORMAT.value != "tflite":
+        return None
+    output = _OUTPUT.value or os.path.join(_BASE.value, f"{_NAME.value}.tflite")
+    outputs.check_output_file(output, flag="output", inputs=inputs, overwrite=_OVERWRITE.value,
+                              create_parent=not _OUTPUT.value)
+    return output
 
-    if not os.path.exists(path):
-        console.fail(f"no model file at {path!r}")
-    return keras.models.load_model(path)
+
+def _load(flag, path, stream=None):
+    """The model of `--flag`; a usage error for a file that is not a Keras
+    model or a stream model of the other stream."""
+    from i3d_keras.weights import pretrained  # noqa: PLC0415
+
+    try:
+        model = pretrained.load_keras_model(path)
+    except (FileNotFoundError, ValueError) as error:
+        console.fail(f"--{flag}: {error}")
+    channels = {tensor.shape[-1] for tensor in model.inputs}
+    wanted = {"rgb": 3, "flow": 2}.get(stream)
+    if wanted is not None and channels != {wanted}:
+        other = "a flow" if channels == {2} else "an RGB" if channels == {3} else "a two-stream"
+        console.fail(f"--{flag}: {other} model where {'an RGB' if stream == 'rgb' else 'a flow'}"
+                     f" model is expected (inputs with {sorted(channels)} channels). "
+                     f"Received: {path!r}")
+    return model
 
 
 def main(argv):
-    del argv
+    if len(argv) > 1:
+        console.fail(f"unexpected arguments {argv[1:]}")
+    tflite_output = _check_flags()
     import numpy as np  # noqa: PLC0415
 
     import i3d_keras  # noqa: PLC0415
     from i3d_keras.export import exporters  # noqa: PLC0415
 
     if _MODEL.value:
-        model = _load(_MODEL.value)
-    elif _RGB.value or _FLOW.value:
-        rgb = _load(_RGB.value) if _RGB.value else None
-        flow = _load(_FLOW.value) if _FLOW.value else None
-        model = i3d_keras.TwoStreamI3D(rgb, flow) if (rgb and flow) else (rgb or flow)
+        model = _load("model", _MODEL.value)
     else:
-        console.fail("give --rgb_model and/or --flow_model, or --model")
+        rgb = _load("rgb_model", _RGB.value, "rgb") if _RGB.value else None
+        flow = _load("flow_model", _FLOW.value, "flow") if _FLOW.value else None
+        model = i3d_keras.TwoStreamI3D(rgb, flow) if (rgb and flow) else (rgb or flow)
     model_size = model.inputs[0].shape[2]
     image_size = _SIZE.value or model_size or 224
     class_names = None
     if _LABELS.value:
-        if not os.path.exists(_LABELS.value):
-            console.fail(f"no labels file at {_LABELS.value!r}")
-        class_names = [line.strip() for line in open(_LABELS.value) if line.strip()]
+        with open(_LABELS.value, encoding="utf-8", errors="replace") as f:
+            class_names = [line.strip() for line in f if line.strip()]
     try:
         if _FORMAT.value == "saved_model":
             path = exporters.export_saved_model(
@@ -86,14 +127,16 @@ def main(argv):
                 top_k=_TOP_K.value, image_size=image_size, overwrite=_OVERWRITE.value)
             config = os.path.join(_BASE.value, "models.config")
             if not os.path.exists(config):
-                with open(config, "w") as f:
+                with outputs.atomic_open(config) as f:
                     f.write(exporters.models_config([(_NAME.value, f"/models/{_NAME.value}")]))
+            channels = {tensor.shape[-1] for tensor in model.inputs}
+            raw = " and ".join(name for c, name in ((3, "raw uint8 frames"), (2, "float flow"))
+                               if c in channels)
             print(f"SavedModel written to {path} (TF Serving base path "
-                  f"{os.path.dirname(path)}); signatures: serving_default (raw uint8 frames), "
+                  f"{os.path.dirname(path)}); signatures: serving_default ({raw}), "
                   "preprocessed (float clips)")
             return
-        output = _OUTPUT.value or os.path.join(_BASE.value, f"{_NAME.value}.tflite")
-        path = exporters.export_tflite(model, output, quantization=_QUANT.value,
+        path = exporters.export_tflite(model, tflite_output, quantization=_QUANT.value,
                                        frames=_FRAMES.value, image_size=_SIZE.value)
         print(f"LiteRT model written to {path} ({os.path.getsize(path) / 1e6:.1f} MB), ops: "
               f"{', '.join(exporters.tflite_builtin_ops(path))}")

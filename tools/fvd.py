@@ -32,7 +32,6 @@ sets have 2 usable videos); 2 usage error (missing paths, unknown file kinds, ba
 a statistics file computed with another protocol).
 """
 
-import json
 import sys
 import warnings
 from pathlib import Path
@@ -44,6 +43,8 @@ console.setup()  # before TensorFlow and OpenCV load: quiet unless --verbose
 import numpy as np  # noqa: E402
 from absl import flags  # noqa: E402
 
+from i3d_keras.utils import outputs  # noqa: E402
+
 _REAL = flags.DEFINE_string("real", None, "Real videos: a folder, .npy/.npz array or a "
                             "statistics .npz.")
 _GENERATED = flags.DEFINE_string("generated", None, "Generated videos: a folder, .npy/.npz "
@@ -51,26 +52,31 @@ _GENERATED = flags.DEFINE_string("generated", None, "Generated videos: a folder,
 _SAVE_STATS = flags.DEFINE_string("save_stats", None, "Write the real set's statistics "
                                   "(mean, covariance, features, protocol) to this .npz.")
 _JSON = flags.DEFINE_string("json", None, "Also write the results to this JSON file.")
+_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace existing --json and --save_stats "
+                               "files.")
 _WEIGHTS = flags.DEFINE_string("weights", "tfhub", "'tfhub' (the reference's I3D, "
                                "downloaded), a TF-Hub module folder, 'kinetics' (DeepMind's "
                                "rgb_imagenet: other weights, other FVDs), a DeepMind "
                                "checkpoint, a .keras file, or 'random' (tests only).")
 _FRAMES = flags.DEFINE_integer("frames", 16, "Clip length: the first FRAMES frames of each "
-                               "video file; for arrays only when given (default: all).")
-_BATCH = flags.DEFINE_integer("batch_size", 8, "Clips per forward pass.")
+                               "video file; for arrays only when given (default: all).",
+                               lower_bound=1)
+_BATCH = flags.DEFINE_integer("batch_size", 8, "Clips per forward pass.", lower_bound=1)
 _IMAGE_SIZE = flags.DEFINE_integer("image_size", 224, "Frame size fed to I3D (the "
-                                   "protocol: 224).")
+                                   "protocol: 224).", lower_bound=1)
 _RESIZE = flags.DEFINE_enum("resize", "tf1", ["tf1", "tf2", "align_corners"],
                             "tf1: the reference's resize_bilinear; tf2: tf.image.resize "
                             "(half-pixel centres); align_corners.")
 _VALUE_RANGE = flags.DEFINE_list("value_range", ["0", "255"], "low,high of float arrays.")
-_FPS = flags.DEFINE_float("fps", None, "Decode video files at this rate (default: as stored).")
+_FPS = flags.DEFINE_float("fps", None, "Decode video files at this rate (default: as stored).",
+                          lower_bound=1e-3)
 _MIXED = flags.DEFINE_bool("mixed_precision", False, "Use the package's 'auto' precision "
                            "(i3d_keras.runtime.precision: bfloat16 or float16 where the hardware "
                            "has it). FVDs are comparable in float32 only.")
 _KVD = flags.DEFINE_bool("kvd", True, "Also compute KVD.")
 _KVD_SUBSET = flags.DEFINE_integer("kvd_subset_size", None, "KVD as the mean over 100 random "
-                                   "subsets of this size (KID's protocol; default: all pairs).")
+                                   "subsets of this size (KID's protocol; default: all pairs).",
+                                   lower_bound=2)
 
 _PROTOCOL_KEYS = ("clip_length", "image_size", "resize")
 
@@ -176,15 +182,13 @@ def main(argv):
         raise _UsageError("--real is required (and --generated, unless only --save_stats)")
     if not _GENERATED.value and not _SAVE_STATS.value:
         raise _UsageError("--generated is required (or --save_stats to cache the real set)")
-    for name, value in (("frames", _FRAMES.value), ("batch_size", _BATCH.value),
-                        ("image_size", _IMAGE_SIZE.value)):
-        if value < 1:
-            raise _UsageError(f"--{name} must be >= 1. Received: {value}")
-    if _KVD_SUBSET.value is not None and _KVD_SUBSET.value < 2:
-        raise _UsageError(f"--kvd_subset_size must be >= 2. Received: {_KVD_SUBSET.value}")
-    for path in (_JSON.value, _SAVE_STATS.value):
-        if path and not Path(path).expanduser().resolve().parent.is_dir():
-            raise _UsageError(f"the folder of an output file does not exist. Received: {path}")
+    given = [_REAL.value, _GENERATED.value, _WEIGHTS.value]
+    for flag, path in (("json", _JSON.value), ("save_stats", _SAVE_STATS.value)):
+        if path:
+            outputs.check_output_file(path, flag=flag, inputs=given, overwrite=_OVERWRITE.value)
+    if _JSON.value and _SAVE_STATS.value and outputs.same_file(_JSON.value, _SAVE_STATS.value):
+        raise _UsageError("--json and --save_stats name the same file. Received: "
+                          f"{_JSON.value!r}")
     value_range = _value_range()
     image_size, resize = _IMAGE_SIZE.value, _RESIZE.value
     roles = [("real", _REAL.value)] + ([("generated", _GENERATED.value)]
@@ -279,6 +283,10 @@ def main(argv):
                 except ValueError as error:
                     raise _UsageError(f"--kvd_subset_size: {error}") from None
         clips = {infos[r].get("clip_length") for r in infos}
+        if len(clips - {None}) > 1:
+            lengths = " and ".join(str(c) for c in sorted(clips - {None}))
+            _say(f"warning: the sets' clips have different lengths ({lengths} frames), so "
+                 "the FVD measures the length too")
         print(f"FVD: {result['fvd']:.4f}")
         if result["kvd"] is not None:
             print(f"KVD: {result['kvd']:.6f}")
@@ -287,9 +295,7 @@ def main(argv):
               f"{image_size}x{image_size} ({resize} resize); weights: "
               f"{weights}; precision: {result['precision']}")
     if _JSON.value:
-        with open(Path(_JSON.value).expanduser(), "w") as f:
-            json.dump(result, f, indent=1)
-    if _JSON.value:
+        outputs.write_json(Path(_JSON.value).expanduser(), result)
         _say(f"results written to {_JSON.value}")
     if failed:
         _say(f"skipped {console.plural(failed, 'input video')} (unreadable, or shorter than "

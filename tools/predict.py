@@ -31,9 +31,6 @@ error; --verbose shows the libraries' own logs. Exit status: 0 all videos
 classified, 1 some failed, 2 a usage error (e.g. a missing model file).
 """
 
-import json
-import os
-
 from i3d_keras.utils import console  # noqa: E402
 
 console.setup()  # before TensorFlow and OpenCV load: quiet unless --verbose
@@ -41,6 +38,7 @@ console.setup()  # before TensorFlow and OpenCV load: quiet unless --verbose
 from absl import flags  # noqa: E402
 
 from i3d_keras.runtime import precision  # noqa: E402
+from i3d_keras.utils import outputs  # noqa: E402
 
 _PRECISION = flags.DEFINE_enum("mixed_precision", "auto", list(precision.PRECISIONS),
                                precision.FLAG_HELP)
@@ -52,13 +50,14 @@ _STREAMS = flags.DEFINE_list("streams", ["rgb"], "Streams for the Kinetics keywo
                              "flow or rgb,flow.")
 _LABELS = flags.DEFINE_string("labels", None, "Class names, one per line (default: the "
                               "Kinetics label map for Kinetics weights).")
-_TOP_K = flags.DEFINE_integer("top_k", 5, "Classes printed per video.")
+_TOP_K = flags.DEFINE_integer("top_k", 5, "Classes printed per video.", lower_bound=1)
 _NUM_FRAMES = flags.DEFINE_integer("num_frames", None, "Centre clip length (default: the "
-                                   "whole video).")
+                                   "whole video).", lower_bound=1)
 _FLOW_METHOD = flags.DEFINE_enum("flow_method", "tvl1", ["tvl1", "dis", "farneback"],
                                  "Flow for two-stream models (tvl1: paper; dis: ~90x faster).")
 _WEIGHTS = flags.DEFINE_list("stream_weights", None, "rgb,flow weights of the logits sum.")
 _JSON = flags.DEFINE_string("json", None, "Also write the results to this JSON file.")
+_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace an existing --json file.")
 
 
 
@@ -68,8 +67,6 @@ def main(argv):
     bad = [s for s in _STREAMS.value if s not in ("rgb", "flow")]
     if bad or not _STREAMS.value:
         console.fail(f"--streams must be rgb, flow or rgb,flow. Received: {_STREAMS.value}")
-    if _TOP_K.value < 1:
-        console.fail(f"--top_k must be >= 1. Received: top_k={_TOP_K.value}")
     weights = None
     if _WEIGHTS.value:
         try:
@@ -77,23 +74,23 @@ def main(argv):
         except ValueError:
             console.fail(f"--stream_weights must be two numbers. Received: {_WEIGHTS.value}")
 
-    if _JSON.value and not os.path.isdir(os.path.dirname(os.path.abspath(_JSON.value))):
-        console.fail(f"the folder of --json does not exist. Received: json={_JSON.value!r}")
-
     from i3d_keras.tasks import inference  # noqa: PLC0415 (TensorFlow)
-    precision.use_precision(_PRECISION.value, tool="predict")
 
     videos, _ = inference.find_videos(argv[1:])
     if not videos:
         console.fail(f"no videos found in {argv[1:]}")
+    if _JSON.value:
+        outputs.check_output_file(
+            _JSON.value, flag="json", overwrite=_OVERWRITE.value,
+            inputs=[*argv[1:], *videos, _MODEL.value, _FLOW_MODEL.value, _LABELS.value])
+    precision.use_precision(_PRECISION.value, tool="predict")
     try:
         predictor = inference.load_predictor(
             _MODEL.value, _FLOW_MODEL.value, labels=_LABELS.value, streams=_STREAMS.value)
     except (FileNotFoundError, ValueError) as error:
         console.fail(str(error))
     except OSError as error:  # e.g. no network for the Kinetics downloads
-        console.fail(f"{error} (downloading weights or class names needs network access; "
-                     "pass a local model and --labels)", console.EXIT_FAILED)
+        console.fail(str(error), console.EXIT_FAILED)
     if weights:
         predictor.stream_weights.update(
             {k: v for k, v in weights.items() if k in predictor.stream_weights})
@@ -117,8 +114,7 @@ def main(argv):
         for rank, item in enumerate(r["top_k"], 1):
             print(f"  {rank}. {item['probability']:7.2%}  {item['class']}")
     if _JSON.value:
-        with open(_JSON.value, "w") as f:
-            json.dump(results, f, indent=1)
+        outputs.write_json(_JSON.value, results)
         console.info(f"predict: results written to {_JSON.value}")
     if failed:
         console.info(f"predict: {failed} of {console.plural(len(results), 'video')} failed")

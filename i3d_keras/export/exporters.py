@@ -25,6 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from i3d_keras.data import preprocessing
+from i3d_keras.utils import outputs
 
 SERVING_SIGNATURE = "serving_default"
 PREPROCESSED_SIGNATURE = "preprocessed"
@@ -352,10 +353,8 @@ def export_tflite(model, path, *, quantization="float32", frames=None, image_siz
     except Exception as error:  # the converter raises several internal types
         raise ExportError(f"LiteRT conversion with builtin ops only failed: {error}") from error
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(flatbuffer)
-    os.replace(tmp, path)
+    with outputs.atomic_path(path) as tmp:
+        tmp.write_bytes(flatbuffer)
     return path
 
 

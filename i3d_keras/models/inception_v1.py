@@ -315,9 +315,14 @@ def download_slim_checkpoint(cache_dir=None):
 
     >>> path = download_slim_checkpoint()  # doctest: +SKIP
     """
-    extracted = keras.utils.get_file(
+    from i3d_keras.utils import downloads  # noqa: PLC0415
+
+    extracted = downloads.get_file(
         "inception_v1_2016_08_28.tar.gz",
         SLIM_URL,
+        what="TF-slim's ImageNet Inception-V1 checkpoint",
+        offline="download and unpack it elsewhere and pass the path of inception_v1.ckpt "
+                "as the weights (--init PATH)",
         file_hash=SLIM_FILE_HASH,
         extract=True,
         cache_subdir="i3d_keras",

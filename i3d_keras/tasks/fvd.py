@@ -62,6 +62,7 @@ import numpy as np
 import tensorflow as tf
 
 from i3d_keras.data import parallel
+from i3d_keras.utils import outputs
 
 PathLike = Union[str, os.PathLike]
 
@@ -167,7 +168,9 @@ def frechet_distance(mu1, sigma1, mu2, sigma2):
     eigenvalues = np.linalg.eigvalsh((inner + inner.T) / 2)
     trace_sqrt = np.sqrt(_significant(eigenvalues)).sum()
     diff = mu1 - mu2
-    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * trace_sqrt)
+    distance = float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * trace_sqrt)
+    # A distance: a set against itself gives rounding error around 0, not "-0.0000".
+    return max(distance, 0.0)
 
 
 def _polynomial_kernel(x, y, degree, gamma, coef0):
@@ -319,14 +322,8 @@ class FeatureStatistics:
                   "metadata": np.asarray(json.dumps(self.metadata))}
         if self.features is not None:
             arrays[_FEATURES_KEY] = self.features
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + f".tmp{os.getpid()}.npz")
-        try:
-            np.savez(tmp, **arrays)
-            os.replace(tmp, path)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
+        with outputs.atomic_path(path) as tmp, open(tmp, "wb") as f:
+            np.savez(f, **arrays)  # a file object: no ".npz" appended to the name
         return path
 
     @classmethod
@@ -464,17 +461,15 @@ def download_tfhub_module(cache_dir: Optional[PathLike] = None) -> str:
 
     >>> folder = download_tfhub_module()  # doctest: +SKIP
     """
-    try:
-        path = keras.utils.get_file(
-            "i3d-kinetics-400_1", TFHUB_URL, file_hash=TFHUB_FILE_HASH, extract=True,
-            archive_format="tar", cache_subdir=os.path.join("i3d_keras", "tfhub"),
-            cache_dir=None if cache_dir is None else os.fspath(cache_dir))
-    except Exception as error:  # noqa: BLE001 (get_file raises bare Exceptions)
-        raise OSError(
-            f"Could not download the TF-Hub module {TFHUB_MODULE} from {TFHUB_URL} ({error}). "
-            "Download it elsewhere (also on Kaggle Models: deepmind/i3d-kinetics, TF1, 400), "
-            "unpack it and pass its folder as the weights") from None
-    return path
+    from i3d_keras.utils import downloads  # noqa: PLC0415
+
+    return downloads.get_file(
+        "i3d-kinetics-400_1", TFHUB_URL, what=f"the TF-Hub module {TFHUB_MODULE}",
+        offline="download it elsewhere (also on Kaggle Models: deepmind/i3d-kinetics, TF1, "
+                "400), unpack it and pass its folder as the weights",
+        file_hash=TFHUB_FILE_HASH, extract=True, archive_format="tar",
+        cache_subdir=os.path.join("i3d_keras", "tfhub"),
+        cache_dir=None if cache_dir is None else os.fspath(cache_dir))
 
 
 def _build_i3d(precision):

@@ -40,6 +40,7 @@ import numpy as np
 import tensorflow as tf
 
 from i3d_keras.data import parallel
+from i3d_keras.utils import downloads
 from i3d_keras.data import flow as flow_lib
 from i3d_keras.models.i3d import endpoint_model, logits_model
 from i3d_keras.data.video import VIDEO_EXTENSIONS, VideoDecodeError, read_video
@@ -133,15 +134,11 @@ def kinetics_class_names(num_classes: int = 400, labels: Optional[PathLike] = No
         if num_classes not in KINETICS_LABEL_URLS:
             raise ValueError(f"Expected Kinetics with 400 or 600 classes. "
                              f"Received: num_classes={num_classes}")
-        try:
-            labels = keras.utils.get_file(
-                _KINETICS_LABEL_FILES[num_classes], KINETICS_LABEL_URLS[num_classes],
-                cache_subdir="i3d_keras", cache_dir=None if cache_dir is None else str(cache_dir))
-        except Exception as error:  # noqa: BLE001 (get_file raises bare Exceptions)
-            raise ModelLoadError(
-                f"Could not download the Kinetics-{num_classes} class names from "
-                f"{KINETICS_LABEL_URLS[num_classes]} ({error}); pass a class-names file "
-                "(labels=..., --labels)") from None
+        labels = downloads.get_file(
+            _KINETICS_LABEL_FILES[num_classes], KINETICS_LABEL_URLS[num_classes],
+            what=f"the Kinetics-{num_classes} class names",
+            offline="pass a class-names file, one name per line (labels=..., --labels)",
+            cache_subdir="i3d_keras", cache_dir=None if cache_dir is None else str(cache_dir))
     names = read_class_names(labels)
     if len(names) != num_classes:
         raise ValueError(f"Expected {num_classes} class names. Received: {len(names)} names "
@@ -593,6 +590,8 @@ def _kinetics_model(keyword: str, stream: str) -> keras.Model:
     try:
         return InceptionI3D(num_classes, stream, frames=None, image_size=DEFAULT_IMAGE_SIZE,
                             weights=keyword, name=f"inception_i3d_{stream}")
+    except OSError:  # the download: its message says how to go on offline
+        raise
     except Exception as error:  # noqa: BLE001 (downloads raise bare Exceptions)
         raise ModelLoadError(f"Cannot load {keyword!r} weights for the {stream} stream "
                              f"(downloaded from DeepMind's GitHub): {error}") from None
@@ -603,14 +602,20 @@ def _load_keras_file(path: Path) -> keras.Model:
 
     from i3d_keras.runtime import precision  # noqa: PLC0415
 
+    from i3d_keras.weights import pretrained  # noqa: PLC0415
+
     try:
-        model = keras.models.load_model(str(path), compile=False)
+        model = pretrained.load_keras_model(path)
+    except ValueError as error:
+        raise ModelLoadError(str(error)) from None
+    try:
         # Its layers keep the policy they were saved with; compute in the
         # current one (a model trained in bfloat16 evaluates in float32 and
         # back: the weights are float32 in both).
         return precision.with_precision(model, keras.config.dtype_policy().name)
     except Exception as error:  # noqa: BLE001 (Keras raises various errors)
-        raise ModelLoadError(f"Cannot load the Keras model '{path}': {error}") from None
+        raise ModelLoadError(f"Cannot use the Keras model '{path}' in the current precision: "
+                             f"{error}") from None
 
 
 # ----------------------------------------------------------------------------

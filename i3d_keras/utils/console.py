@@ -22,8 +22,10 @@ first, before anything imports TensorFlow or OpenCV:
 The conventions shared by the tools: progress and messages on standard error,
 results on standard output (and in `--json FILE` where a tool has results), no
 escape codes unless standard error is a terminal, and the exit codes
-`EXIT_OK` (0: all done), `EXIT_FAILED` (1: some inputs failed) and `EXIT_USAGE`
-(2: a usage error, such as a missing flag or a model file that does not exist).
+`EXIT_OK` (0: all done), `EXIT_FAILED` (1: some inputs failed), `EXIT_USAGE`
+(2: a usage error, such as a missing flag, a model file that does not exist or
+an output that would replace a file: `i3d_keras.utils.outputs`) and
+`EXIT_INTERRUPTED` (130: Ctrl-C, without a traceback).
 
 This module imports only the standard library (and absl's flags in `setup`).
 
@@ -60,8 +62,10 @@ EXIT_OK = 0
 #: Exit status: the tool ran, but some (or all) inputs failed; they are listed.
 EXIT_FAILED = 1
 #: Exit status: the command line cannot be run as given (a missing or bad flag,
-#: a model or dataset that does not exist).
+#: a model or dataset that does not exist, an output that would replace a file).
 EXIT_USAGE = 2
+#: Exit status after Ctrl-C (128 + SIGINT, as shells report it).
+EXIT_INTERRUPTED = 130
 
 #: Environment variable: "1" shows everything (set by `--verbose`, inherited
 #: by worker processes).
@@ -373,8 +377,10 @@ def program_name() -> str:
 
 def fail(message: str, code: int = EXIT_USAGE) -> None:
     """Prints `NAME: error: message` to standard error and exits with `code`
-    (default `EXIT_USAGE`; `EXIT_FAILED` when inputs failed)."""
-    print(f"{program_name()}: error: {message}", file=sys.stderr, flush=True)
+    (default `EXIT_USAGE`; `EXIT_FAILED` when inputs failed). An interrupt
+    (`EXIT_INTERRUPTED`) prints `NAME: message`."""
+    prefix = "" if code == EXIT_INTERRUPTED else "error: "
+    print(f"{program_name()}: {prefix}{message}", file=sys.stderr, flush=True)
     sys.exit(code)
 
 
@@ -402,10 +408,27 @@ def stderr_is_terminal() -> bool:
         return False
 
 
-def run(main: Callable[[List[str]], Optional[int]], argv: Optional[List[str]] = None) -> None:
-    """`absl.app.run(main)` with the tools' exit codes: a bad flag or value
-    prints `NAME: error: ...` and exits with `EXIT_USAGE`; `--help` exits 0."""
+def run(main: Callable[[List[str]], Optional[int]], argv: Optional[List[str]] = None, *,
+        interrupted: str = "interrupted") -> None:
+    """`absl.app.run(main)` with the tools' exit codes and messages.
+
+    * A bad flag or value: `NAME: error: ...`, exit `EXIT_USAGE` (`--help`: 0).
+    * An `i3d_keras.utils.outputs.OutputError` from anywhere (an output that
+      would replace a file, an input where an output goes, settings that
+      differ from a resumable run's): one sentence, exit `EXIT_USAGE`.
+    * Ctrl-C: `NAME: <interrupted>`, exit `EXIT_INTERRUPTED`, no traceback
+      (a resumable tool says "interrupted; rerun the same command to resume").
+    * Any other exception is a bug of the package: its traceback, then a line
+      asking to report it, exit `EXIT_FAILED`.
+
+    Args:
+        main: the tool's `main(argv)`.
+        argv: the command line (default `sys.argv`).
+        interrupted: what to say after Ctrl-C.
+    """
     from absl import app, flags  # noqa: PLC0415
+
+    from i3d_keras.utils import outputs  # noqa: PLC0415
 
     def parse(args):
         help_asked = any(a in ("--help", "-?", "--helpshort", "--helpfull", "--helpxml")
@@ -424,11 +447,31 @@ def run(main: Callable[[List[str]], Optional[int]], argv: Optional[List[str]] = 
             flags.FLAGS.verbosity = 0 if is_verbose() else -1
         return remaining
 
-    app.run(main, argv=argv, flags_parser=parse)
+    def guarded(args):
+        try:
+            return main(args)
+        except outputs.OutputError as error:
+            fail(str(error))
+        except KeyboardInterrupt:
+            fail(interrupted, EXIT_INTERRUPTED)
+        except (SystemExit, app.UsageError):
+            raise
+        except Exception:  # noqa: BLE001 (a bug: show it, and say so)
+            import traceback  # noqa: PLC0415
+
+            traceback.print_exc()
+            fail("this is a bug in i3d_keras, not in what you gave; please report it with "
+                 "the command and the traceback above", EXIT_FAILED)
+        return None
+
+    try:
+        app.run(guarded, argv=argv, flags_parser=parse)
+    except KeyboardInterrupt:  # during the flags or absl's own start-up
+        fail(interrupted, EXIT_INTERRUPTED)
 
 
 __all__ = [
-    "EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "VERBOSE_ENV", "CapturedText",
+    "EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "VERBOSE_ENV", "CapturedText",
     "capture_native_stderr", "decoder_messages", "fail", "info", "is_library_noise",
     "is_quiet", "is_verbose", "pass_through", "plural", "program_name", "run", "setup",
     "stderr_is_terminal",

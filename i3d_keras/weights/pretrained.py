@@ -25,8 +25,9 @@ import os
 
 import keras
 
-from i3d_keras.weights import deepmind
 from i3d_keras.models import inception_v1
+from i3d_keras.utils import downloads
+from i3d_keras.weights import deepmind
 
 DEEPMIND_URL = (
     "https://github.com/deepmind/kinetics-i3d/raw/master/data/checkpoints/"
@@ -63,9 +64,13 @@ def download_deepmind_checkpoint(name, cache_dir=None):
     paths = []
     for part in DEEPMIND_PARTS:
         paths.append(
-            keras.utils.get_file(
+            downloads.get_file(
                 f"model.ckpt.{part}",
                 DEEPMIND_URL.format(name=name, part=part),
+                what=f"DeepMind's {name} checkpoint",
+                offline=(f"download data/checkpoints/{name}/model.ckpt.* of DeepMind's "
+                         "kinetics-i3d repository elsewhere and pass the prefix "
+                         f"(.../{name}/model.ckpt) as --model, or pass a .keras file"),
                 file_hash=DEEPMIND_FILE_HASHES.get((name, part)),
                 cache_subdir=os.path.join("i3d_keras", name),
                 cache_dir=cache_dir,
@@ -88,6 +93,43 @@ def _checkpoint_name(weights, stream):
     return weights
 
 
+def load_keras_model(path, *, compile=False):  # noqa: A002 (Keras' own argument name)
+    """Loads a `.keras` model file, naming what is wrong with a file that is not one.
+
+    Args:
+        path: a `.keras` file (a zip archive written by `model.save`).
+        compile: restore the optimizer and loss too.
+
+    Returns:
+        The `keras.Model`.
+
+    Raises:
+        FileNotFoundError: no such file (or a folder).
+        ValueError: not a Keras model file (not a `.keras` zip archive, or
+            one Keras cannot read), with Keras' reason.
+
+    Example:
+
+    >>> model = load_keras_model("runs/i3d_rgb_motion/best.keras")  # doctest: +SKIP
+    """
+    import zipfile  # noqa: PLC0415
+
+    import i3d_keras  # noqa: F401, PLC0415 (registers the custom layers)
+
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"Expected a .keras model file. Received: {path!r} "
+                                f"({'a folder' if os.path.isdir(path) else 'no such file'})")
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"not a Keras model file: {path!r} (a .keras file is a zip archive "
+                         "written by model.save; this one is not, or is truncated)")
+    try:
+        return keras.models.load_model(path, compile=compile)
+    except Exception as error:  # noqa: BLE001 (Keras raises various errors)
+        reason = " ".join(str(error).split())[:300]
+        raise ValueError(f"not a Keras model file Keras can read: {path!r} ({reason})") from None
+
+
 def load_imagenet_inflated(model, slim_checkpoint, *, method="mean", channel_rule="equal_response"):
     """Bootstraps an I3D model from TF-slim's ImageNet Inception-V1 checkpoint.
 
@@ -106,7 +148,7 @@ def load_imagenet_inflated(model, slim_checkpoint, *, method="mean", channel_rul
 
 def _copy_from_keras_file(model, path):
     """Copies weights layer by layer (by name) from a saved `.keras` model."""
-    source = keras.models.load_model(path, compile=False, safe_mode=True)
+    source = load_keras_model(path)
     layers = {layer.name: layer for layer in source.layers}
     missing, mismatched = [], []
     for layer in model.layers:
