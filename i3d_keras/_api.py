@@ -34,11 +34,13 @@ LAYERS = (
     ("tasks",),
 )
 #: Imports inside functions that go up a layer: the model builders load the
-#: weights they are asked for (`InceptionI3D(weights="kinetics")`) on use.
+#: weights they are asked for (`InceptionI3D(weights="kinetics")`) on use;
+#: `--mixed_precision auto` times I3D's own blocks where no rule knows the CPU.
 LAZY_UPWARD_IMPORTS = (
     ("models.i3d", "weights.pretrained"),
     ("models.baselines", "weights.inflation"),
     ("models.inception_v1", "weights.inflation"),
+    ("runtime.tuning", "models.i3d"),
 )
 SUBPACKAGES = tuple(sorted(name for layer in LAYERS for name in layer))
 

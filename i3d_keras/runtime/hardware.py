@@ -34,12 +34,16 @@ class CpuInfo:
         vendor: `"AuthenticAMD"`, `"GenuineIntel"`, ... (empty if unknown).
         flags: the feature flags, lower case (`"avx2"`, `"avx512f"`, `"amx_bf16"`).
         cores: logical CPUs this process may run on (at least 1).
+        family: the x86 CPU family (`/proc/cpuinfo`'s "cpu family": 6 for
+            Intel's Xeons, 25 for AMD's Zen 3 and Zen 4, 26 for Zen 5; 0 if
+            unknown).
     """
 
     model: str
     vendor: str
     flags: FrozenSet[str]
     cores: int
+    family: int = 0
 
     def has(self, flag: str) -> bool:
         return flag.lower() in self.flags
@@ -51,8 +55,8 @@ class CpuInfo:
 
     @property
     def bfloat16_hardware(self) -> bool:
-        """bfloat16 dot products in hardware (AVX512-BF16 or AMX-BF16)."""
-        return self.has("avx512_bf16") or self.has("amx_bf16")
+        """bfloat16 dot products in hardware (AVX512-BF16, AMX-BF16 or Arm's BF16)."""
+        return self.has("avx512_bf16") or self.has("amx_bf16") or self.has("bf16")
 
     @property
     def kind(self) -> str:
@@ -82,11 +86,13 @@ def parse_cpuinfo(text: str, cores: int = 0) -> CpuInfo:
         key, _, value = line.partition(":")
         fields.setdefault(key.strip().lower(), value.strip())
     flags = fields.get("flags") or fields.get("features") or ""  # x86 / Arm
+    family = fields.get("cpu family", "")
     return CpuInfo(
         model=fields.get("model name") or fields.get("cpu model") or platform.processor(),
         vendor=fields.get("vendor_id", ""),
         flags=frozenset(flags.lower().split()),
         cores=cores,
+        family=int(family) if family.isdigit() else 0,
     )
 
 
@@ -110,6 +116,24 @@ def cpu_info() -> CpuInfo:
                        flags=frozenset(), cores=cores)
 
 
+def onednn_enabled() -> bool:
+    """Whether TensorFlow runs its oneDNN CPU kernels in this process (imports TF).
+
+    TensorFlow decides once, when it loads (`TF_ENABLE_ONEDNN_OPTS`, else its
+    default for the CPU; `import i3d_keras` first turns it on). The same test
+    as `i3d_keras.models.convolution.onednn_enabled`, for the layers below the
+    models.
+    """
+    import tensorflow  # noqa: F401,PLC0415 (loads the kernels it reports on)
+
+    try:
+        from tensorflow.python.util import _pywrap_util_port  # noqa: PLC0415
+
+        return bool(_pywrap_util_port.IsMklEnabled())
+    except (ImportError, AttributeError):  # pragma: no cover (another TF build)
+        return os.environ.get("TF_ENABLE_ONEDNN_OPTS", "").lower() in ("1", "true")
+
+
 def gpus():
     """`[(name, compute capability or None), ...]` for the GPUs TensorFlow sees."""
     import tensorflow as tf  # noqa: PLC0415
@@ -122,4 +146,5 @@ def gpus():
     return found
 
 
-__all__ = ["CpuInfo", "NOTABLE_FLAGS", "available_cores", "cpu_info", "gpus", "parse_cpuinfo"]
+__all__ = ["CpuInfo", "NOTABLE_FLAGS", "available_cores", "cpu_info", "gpus", "onednn_enabled",
+           "parse_cpuinfo"]

@@ -61,3 +61,16 @@ def test_this_machine_matches_proc_cpuinfo():
     first = text.split("\n\n")[0]
     flags_line = next(line for line in first.splitlines() if line.startswith(("flags", "Features")))
     assert cpu.flags == frozenset(flags_line.split(":", 1)[1].split())
+
+
+def test_cpu_family_and_arm_bfloat16():
+    assert hardware.parse_cpuinfo(AMD_EPYC).family == 25
+    assert hardware.parse_cpuinfo(XEON_AMX).family == 0  # not given
+    arm = hardware.parse_cpuinfo("processor : 0\nFeatures : fp asimd sve bf16\n")
+    assert arm.bfloat16_hardware and arm.family == 0
+
+
+def test_onednn_state_is_the_models():
+    from i3d_keras.models import convolution  # noqa: PLC0415
+
+    assert hardware.onednn_enabled() is convolution.onednn_enabled()

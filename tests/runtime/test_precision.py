@@ -27,7 +27,7 @@ import pytest
 import tensorflow as tf
 
 import i3d_keras
-from i3d_keras.runtime import hardware, precision
+from i3d_keras.runtime import hardware, precision, tuning
 from i3d_keras.tasks import inference, training
 from i3d_keras.weights import deepmind
 from _checkpoints import write_checkpoint
@@ -35,22 +35,51 @@ from _checkpoints import write_checkpoint
 ROOT = Path(__file__).resolve().parents[2]
 MEAN_TOLERANCE, MAX_TOLERANCE, TOP1_AGREEMENT = 0.03, 0.20, 0.8  # see the docstring
 
-AMD_EPYC = hardware.parse_cpuinfo(
-    "vendor_id : AuthenticAMD\nmodel name : AMD EPYC 7B13\n"
+AMD_EPYC = hardware.parse_cpuinfo(  # AVX2 only: the project's first machine
+    "vendor_id : AuthenticAMD\ncpu family : 25\nmodel name : AMD EPYC 7B13\n"
     "flags : fpu sse2 avx avx2 fma bmi2\n")
 XEON_AMX = hardware.parse_cpuinfo(
-    "vendor_id : GenuineIntel\nmodel name : Intel(R) Xeon(R) Platinum 8481C\n"
+    "vendor_id : GenuineIntel\ncpu family : 6\nmodel name : Intel(R) Xeon(R) Platinum 8481C\n"
     "flags : avx2 fma avx512f avx512_vnni avx512_bf16 amx_tile amx_bf16 amx_int8\n")
+XEON_BF16 = hardware.parse_cpuinfo(  # the issue's Xeon: AVX512-BF16 and FP16, AMX hidden
+    "vendor_id : GenuineIntel\ncpu family : 6\nmodel name : Intel(R) Xeon(R) Processor\n"
+    "flags : avx2 fma avx512f avx512_vnni avx512_bf16 avx512_fp16\n")
 ZEN4 = hardware.parse_cpuinfo(  # AVX512-BF16, no AMX
-    "vendor_id : AuthenticAMD\nmodel name : AMD EPYC 9R14\nflags : avx2 avx512f avx512_bf16\n")
+    "vendor_id : AuthenticAMD\ncpu family : 25\nmodel name : AMD EPYC 9R14\n"
+    "flags : avx2 avx512f avx512_bf16\n")
+ZEN5 = hardware.parse_cpuinfo(
+    "vendor_id : AuthenticAMD\ncpu family : 26\nmodel name : AMD EPYC\n"
+    "flags : avx2 avx512f avx512_bf16 avx_vnni avx512_vp2intersect\n")
+GRAVITON3 = hardware.parse_cpuinfo(  # Arm with BF16
+    "processor : 0\nFeatures : fp asimd sve bf16 i8mm\nCPU implementer : 0x41\n")
 SKYLAKE = hardware.parse_cpuinfo(  # AVX-512 without bfloat16
-    "vendor_id : GenuineIntel\nmodel name : Intel(R) Xeon(R) Gold 6148\n"
+    "vendor_id : GenuineIntel\ncpu family : 6\nmodel name : Intel(R) Xeon(R) Gold 6148\n"
     "flags : avx2 fma avx512f avx512_vnni\n")
 
 
+def timings(float32=(1.0, 3.0), bfloat16=(0.5, 1.5)):
+    """Fake `tuning.measure_precisions` results: (forward, train_step) seconds."""
+    return {"float32": dict(zip(("forward", "train_step"), float32)),
+            "bfloat16": dict(zip(("forward", "train_step"), bfloat16))}
+
+
+def measured(result):
+    """A fake measurement that returns `result` and counts its calls."""
+    def measure():
+        measure.calls += 1
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    measure.calls = 0
+    return measure
+
+
 @pytest.fixture(autouse=True)
-def _restore_policy():
-    """Other tests assume Keras' float32 default: restore it after each test."""
+def _restore_policy(monkeypatch):
+    """Other tests assume Keras' float32 default: restore it after each test.
+    Also: no I3D_KERAS_TUNE from the environment in these tests."""
+    monkeypatch.delenv(tuning.TUNE_ENV, raising=False)
     previous = keras.config.dtype_policy()
     yield
     keras.config.set_dtype_policy(previous)
@@ -60,7 +89,11 @@ def _restore_policy():
     (AMD_EPYC, [], "float32"),
     (SKYLAKE, [], "float32"),
     (XEON_AMX, [], "mixed_bfloat16"),
-    (ZEN4, [], "mixed_bfloat16"),
+    (XEON_BF16, [], "float32"),
+    # Measured where no rule knows (a described CPU is not measured: float32).
+    (ZEN4, [], "float32"),
+    (ZEN5, [], "float32"),
+    (GRAVITON3, [], "float32"),
     # A GPU decides, whatever the CPU.
     (XEON_AMX, [("A100", (8, 0))], "mixed_bfloat16"),
     (AMD_EPYC, [("H100", (9, 0))], "mixed_bfloat16"),
@@ -75,6 +108,176 @@ def test_auto_picks_by_hardware(cpu, gpus, expected):
     policy, reason = precision.choose_precision("auto", cpu=cpu, gpus=gpus)
     assert policy == expected
     assert reason.startswith("auto: ")
+
+
+@pytest.mark.parametrize("cpu, policy, reason", [
+    (AMD_EPYC, "float32", "CPU without bfloat16 instructions"),
+    (SKYLAKE, "float32", "CPU without bfloat16 instructions"),
+    (XEON_AMX, "mixed_bfloat16", "CPU with AMX-BF16"),
+    (XEON_BF16, "float32", "Intel CPU with AVX512-BF16 but no AMX"),
+    (ZEN4, precision.MEASURE, "CPU with bfloat16 instructions but no AMX"),
+    (ZEN5, precision.MEASURE, "CPU with bfloat16 instructions but no AMX"),
+    (GRAVITON3, precision.MEASURE, "CPU with bfloat16 instructions but no AMX"),
+])
+def test_the_cpu_rule_of_each_kind(cpu, policy, reason):
+    rule = precision.cpu_rule(cpu)
+    assert (rule.policy, rule.reason.split(" (")[0]) == (policy, reason)
+    assert rule.machine
+
+
+def test_measured_where_no_rule_knows(tmp_path):
+    faster = measured(timings((1.0, 3.0), (0.5, 2.0)))
+    policy, reason = precision.choose_precision("auto", cpu=ZEN4, gpus=[], measure=faster,
+                                                cache_dir=tmp_path)
+    assert (policy, faster.calls) == ("mixed_bfloat16", 1)
+    assert reason == ("auto: bfloat16 measured 1.50x the speed of float32 on this CPU: "
+                      "forward 2.00x, training step 1.50x")
+    assert (tmp_path / tuning.CACHE_FILE).exists()
+    # Later runs read the answer: nothing measured again.
+    again = measured(RuntimeError("must not be called"))
+    policy, reason = precision.choose_precision("auto", cpu=ZEN4, gpus=[], measure=again,
+                                                cache_dir=tmp_path)
+    assert (policy, again.calls) == ("mixed_bfloat16", 0)
+    assert reason.endswith("training step 1.50x; cached")
+    # Another machine (here Zen 5) has no measurement yet.
+    slower = measured(timings((1.0, 3.0), (1.4, 3.3)))
+    policy, reason = precision.choose_precision("auto", cpu=ZEN5, gpus=[], measure=slower,
+                                                cache_dir=tmp_path)
+    assert (policy, slower.calls) == ("float32", 1)
+    assert reason == ("auto: bfloat16 measured 0.71x the speed of float32 on this CPU: "
+                      "forward 0.71x, training step 0.91x")
+    # Both machines stay in the cache.
+    assert precision.choose_precision("auto", cpu=ZEN4, gpus=[], cache_dir=tmp_path)[0] == \
+        "mixed_bfloat16"
+
+
+@pytest.mark.parametrize("result, reason", [
+    # A tie, or faster by less than tuning.SPEEDUP_NEEDED: float32.
+    (timings((1.0, 3.0), (1.0, 3.0)), "1.00x the speed of float32 on this CPU: forward 1.00x, "
+     "training step 1.00x; below the 1.15x that pays"),
+    (timings((1.0, 3.0), (0.9, 2.7)), "1.11x the speed of float32 on this CPU: forward 1.11x, "
+     "training step 1.11x; below the 1.15x that pays"),
+    # Much faster in the forward pass, slower in training: float32.
+    (timings((1.0, 3.0), (0.4, 3.2)), "0.94x the speed of float32"),
+])
+def test_bfloat16_must_be_clearly_faster_in_both(tmp_path, result, reason):
+    policy, text = precision.choose_precision("auto", cpu=ZEN4, gpus=[],
+                                              measure=measured(result), cache_dir=tmp_path)
+    assert policy == "float32"
+    assert text.startswith("auto: bfloat16 measured " + reason)
+
+
+@pytest.mark.parametrize("result, detail", [
+    (RuntimeError("oneDNN primitive creation failed\nmore"),
+     "RuntimeError: oneDNN primitive creation failed"),
+    ({"float32": {"forward": 1.0}}, "ValueError: no timings in its form"),
+    (timings((1.0, 3.0), (0.0, 1.0)), "ValueError: no timings in its form"),
+])
+def test_a_failed_measurement_means_float32_and_is_not_cached(tmp_path, result, detail):
+    policy, reason = precision.choose_precision("auto", cpu=ZEN4, gpus=[],
+                                                measure=measured(result), cache_dir=tmp_path)
+    assert policy == "float32"
+    assert reason.startswith("auto: CPU with bfloat16 instructions but no AMX; measuring "
+                             f"bfloat16 failed ({detail}")
+    assert reason.endswith("): float32")
+    assert not (tmp_path / tuning.CACHE_FILE).exists()
+
+
+@pytest.mark.parametrize("content", [
+    "{not json", "", "[1, 2]", '{"format": 1, "machines": []}',
+    '{"format": 1, "machines": {"x": {"machine": 1, "timings": 2}}}',
+])
+def test_a_broken_cache_is_ignored_and_replaced(tmp_path, content):
+    (tmp_path / tuning.CACHE_FILE).write_text(content)
+    measure = measured(timings())
+    assert precision.choose_precision("auto", cpu=ZEN4, gpus=[], measure=measure,
+                                      cache_dir=tmp_path)[0] == "mixed_bfloat16"
+    assert measure.calls == 1
+    assert tuning.read_measurement(ZEN4, tmp_path) == timings()
+
+
+def test_a_cached_measurement_of_another_setup_is_ignored(tmp_path, monkeypatch):
+    tuning.write_measurement(ZEN4, timings(), tmp_path)
+    entry = json.loads((tmp_path / tuning.CACHE_FILE).read_text())["machines"]
+    (value,) = entry.values()
+    # The same machine's key with the wrong content (edited by hand) is not it either.
+    value["machine"]["cores"] = 64
+    (tmp_path / tuning.CACHE_FILE).write_text(json.dumps({"format": 1, "machines": entry}))
+    assert tuning.read_measurement(ZEN4, tmp_path) is None
+    tuning.write_measurement(ZEN4, timings(), tmp_path)
+    for patch in ((tf, "__version__", "2.99.0"), (hardware, "onednn_enabled", lambda: False),
+                  (tuning, "PIECE_VERSION", tuning.PIECE_VERSION + 1)):
+        with monkeypatch.context() as m:
+            m.setattr(*patch)
+            measure = measured(timings((1.0, 3.0), (2.0, 6.0)))
+            policy, _ = precision.choose_precision("auto", cpu=ZEN4, gpus=[], measure=measure,
+                                                   cache_dir=tmp_path)
+            assert (policy, measure.calls) == ("float32", 1), patch[1]
+    assert tuning.read_measurement(ZEN4, tmp_path) == timings()  # still there
+    other = hardware.CpuInfo(ZEN4.model, ZEN4.vendor, ZEN4.flags, cores=ZEN4.cores + 2,
+                             family=ZEN4.family)
+    assert tuning.read_measurement(other, tmp_path) is None
+
+
+def test_tuning_on_request_and_off(tmp_path, monkeypatch):
+    # I3D_KERAS_TUNE=1 (or tune=True): measured even where a rule knows.
+    faster = measured(timings())
+    monkeypatch.setenv(tuning.TUNE_ENV, "1")
+    policy, reason = precision.choose_precision("auto", cpu=XEON_BF16, gpus=[], measure=faster,
+                                                cache_dir=tmp_path)
+    assert (policy, faster.calls) == ("mixed_bfloat16", 1) and "measured 2.00x" in reason
+    # A measurement cached: it decides before the rule, without I3D_KERAS_TUNE too.
+    monkeypatch.delenv(tuning.TUNE_ENV)
+    assert precision.choose_precision("auto", cpu=XEON_BF16, gpus=[],
+                                      cache_dir=tmp_path)[0] == "mixed_bfloat16"
+    # I3D_KERAS_TUNE=0 (or tune=False): the rules alone, nothing measured or read.
+    monkeypatch.setenv(tuning.TUNE_ENV, "0")
+    never = measured(RuntimeError("must not be called"))
+    assert precision.choose_precision("auto", cpu=XEON_BF16, gpus=[], measure=never,
+                                      cache_dir=tmp_path)[0] == "float32"
+    policy, reason = precision.choose_precision("auto", cpu=ZEN4, gpus=[], measure=never,
+                                                cache_dir=tmp_path)
+    assert (policy, never.calls) == ("float32", 0)
+    assert reason == ("auto: CPU with bfloat16 instructions but no AMX; bfloat16 not measured "
+                      "(I3D_KERAS_TUNE=0): float32")
+    assert precision.choose_precision("auto", cpu=ZEN4, gpus=[], tune=True,
+                                      measure=measured(timings()))[0] == "mixed_bfloat16"
+    monkeypatch.setenv(tuning.TUNE_ENV, "maybe")
+    with pytest.raises(ValueError, match=r"Received: I3D_KERAS_TUNE='maybe'"):
+        precision.choose_precision("auto", cpu=ZEN4, gpus=[])
+
+
+def test_nothing_is_measured_when_the_user_gives_a_precision_or_a_gpu_decides(tmp_path,
+                                                                               monkeypatch):
+    never = measured(RuntimeError("must not be called"))
+    monkeypatch.setattr(tuning, "measure_precisions", never)
+    for setting in ("float32", "bfloat16", "float16"):
+        for tune in (None, True):
+            precision.choose_precision(setting, cpu=ZEN4, gpus=[], tune=tune, measure=never,
+                                       cache_dir=tmp_path)
+            precision.choose_precision(setting, tune=tune)  # this machine
+    assert precision.choose_precision("auto", cpu=ZEN4, gpus=[("A100", (8, 0))], tune=True,
+                                      measure=never)[0] == "mixed_bfloat16"
+    # A described CPU is not this machine: not measured without a `measure`.
+    policy, reason = precision.choose_precision("auto", cpu=ZEN4, gpus=[], tune=True)
+    assert policy == "float32" and reason.endswith("not measured (not this machine): float32")
+    assert never.calls == 0 and not (tmp_path / tuning.CACHE_FILE).exists()
+
+
+def test_this_machine_is_measured_once_into_the_users_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(hardware, "cpu_info", lambda: ZEN5)
+    monkeypatch.setattr(hardware, "gpus", lambda: [])
+    measure = measured(timings((1.0, 3.0), (1.5, 4.5)))
+    monkeypatch.setattr(tuning, "measure_precisions", measure)
+    messages = []
+    for _ in range(3):
+        assert precision.use_precision("auto", tool="train", log=messages.append) == "float32"
+    assert measure.calls == 1
+    assert messages[0] == ("train: precision float32 (auto: bfloat16 measured 0.67x the speed "
+                           "of float32 on this CPU: forward 0.67x, training step 0.67x)")
+    assert messages[1] == messages[0][:-1] + "; cached)"
+    assert (tmp_path / "i3d_keras" / tuning.CACHE_FILE).exists()
 
 
 @pytest.mark.parametrize("setting, expected", [
@@ -95,12 +298,14 @@ def test_every_caller_uses_the_one_decision(monkeypatch):
     # other tools) read the machine through hardware.cpu_info / hardware.gpus.
     monkeypatch.setattr(hardware, "cpu_info", lambda: XEON_AMX)
     monkeypatch.setattr(hardware, "gpus", lambda: [])
+    monkeypatch.setenv(tuning.TUNE_ENV, "0")  # the rule, whatever this machine cached
     assert training.resolve_precision("auto") == "mixed_bfloat16"
     messages = []
     assert precision.use_precision("auto", tool="predict", log=messages.append) == \
         "mixed_bfloat16"
     assert keras.config.dtype_policy().name == "mixed_bfloat16"
-    assert messages == ["predict: precision mixed_bfloat16 (auto: CPU with AMX-BF16)"]
+    assert messages == ["predict: precision mixed_bfloat16 (auto: CPU with AMX-BF16 (bfloat16 "
+                        "2.5x faster on a Xeon with AMX))"]
     monkeypatch.setattr(hardware, "cpu_info", lambda: AMD_EPYC)
     assert training.resolve_precision("auto") == "float32"
     assert precision.use_precision("bfloat16", log=messages.append) == "mixed_bfloat16"
