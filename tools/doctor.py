@@ -2,11 +2,14 @@
 
 Prints the CPU (model, AVX2 / AVX-512 / AMX flags), GPUs, TensorFlow, Keras and
 oneDNN (version, instruction set, on or off), and the convolution, gradient and
-precision paths the package takes here. Then checks, in child processes (a
-kernel that crashes is reported with its shape), the forward pass and both
-gradients of every distinct convolution and pooling configuration of I3D (stem
-included) at clips of 1, 5, 7, 8 and 16 frames against float64 references, and
-a small two-stream I3D end to end. 30 s on a 2-core AMD EPYC.
+precision paths the package takes here. Times float32 against bfloat16 on a
+piece of I3D (a few seconds; not with a GPU) and says whether the precision
+`--mixed_precision auto` picks is the faster one. Then checks, in child
+processes (a kernel that crashes is reported with its shape), the forward pass
+and both gradients of every distinct convolution and pooling configuration of
+I3D (stem included) at clips of 1, 5, 7, 8 and 16 frames against float64
+references, and a small two-stream I3D end to end, in float32 and in the
+precision `auto` picks. 30-60 s on a 2-core AMD EPYC.
 
 Why: TensorFlow's oneDNN kernels differ by CPU, and some are defective (on
 AVX-512 Xeons, the 3D convolution gradients of short clips crash or return
@@ -15,6 +18,8 @@ NaN); see the README's "Correct on every CPU".
 Usage:
   python tools/doctor.py                           # report + checks; exit 1 if wrong
   python tools/doctor.py --json doctor.json        # the same, also as JSON
+  python tools/doctor.py --tune                    # also cache the timing: 'auto'
+                                                   # then picks by it on this machine
   python tools/doctor.py --precisions float32,bfloat16   # also bfloat16 (checked by
                                                    # default where 'auto' picks it)
   python tools/doctor.py --implementations conv2d,conv3d # also TF's own Conv3D
@@ -44,6 +49,9 @@ _IMPLEMENTATIONS = flags.DEFINE_list("implementations", None, "Convolution imple
                                      "uses here).")
 _LENGTHS = flags.DEFINE_list("clip_lengths", ["1", "5", "7", "8", "16"], "Clip lengths (frames) "
                              "each layer's input gets.")
+_TUNE = flags.DEFINE_bool("tune", False, "Cache the float32/bfloat16 timing for this machine: "
+                          "'--mixed_precision auto' then picks by it here (as "
+                          "I3D_KERAS_TUNE=1 does on its first run).")
 _SWEEP = flags.DEFINE_bool("sweep", False, "Instead of I3D's layers, a grid of 'same' "
                            "convolutions: kernels 3/5/7, strides 1/2, 1-17 frames, 13/16/32 "
                            "pixels (maps a kernel defect's region).")
@@ -71,7 +79,41 @@ def _print_report(report):
                      "TensorFlow's Eigen kernels")
     for name, value in report["paths"].items():
         lines.append(f"{name:11s} {value}")
+    timing = report.get("precision timing", {})
+    if "summary" in timing:
+        t = timing["timings"]
+        lines.append(f"timing      float32 {t['float32']['forward']:.3f} s forward, "
+                     f"{t['float32']['train_step']:.3f} s training step; bfloat16 "
+                     f"{t['bfloat16']['forward']:.3f} s, {t['bfloat16']['train_step']:.3f} s "
+                     "(I3D's Mixed_3b and Mixed_3c)")
+        lines.append(f"            {timing['summary']}"
+                     + ("" if timing["auto_is_faster"] is not False else
+                        " (python tools/doctor.py --tune: auto follows this timing)"))
+    elif timing:
+        lines.append(f"timing      {timing.get('skipped') or 'failed: ' + timing['error']}")
+    if "cached" in timing:
+        lines.append(f"            cached in {timing['cached']}" if timing["cached"] else
+                     "            not cached (the cache folder cannot be written)")
     print("\n".join(lines), flush=True)
+
+
+def _time_precisions(report):
+    """Times float32 against bfloat16 into `report`; with --tune, caches the
+    timing and updates auto's choice."""
+    from i3d_keras.benchmarks import diagnostics  # noqa: PLC0415
+    from i3d_keras.runtime import hardware, precision, tuning  # noqa: PLC0415
+
+    auto = report["paths"]["precision (auto)"].split()[0]
+    console.info("Timing float32 against bfloat16 on a piece of I3D ...")
+    timing = diagnostics.precision_timing(auto)
+    if _TUNE.value and "timings" in timing:
+        timing["cached"] = tuning.write_measurement(hardware.cpu_info(), timing["timings"])
+        policy, reason = precision.choose_precision("auto")
+        report["paths"]["precision (auto)"] = f"{policy} ({reason})"
+        timing.update(diagnostics.precision_timing(policy, measure=lambda: timing["timings"]))
+    elif _TUNE.value:
+        console.info(f"--tune: nothing cached ({timing.get('skipped') or timing['error']})")
+    report["precision timing"] = timing
 
 
 def main(argv):
@@ -95,6 +137,7 @@ def main(argv):
 
     start = time.monotonic()
     report = diagnostics.machine_report()
+    _time_precisions(report)
     _print_report(report)
     if not implementations:
         implementations = [report["paths"]["convolution"]]

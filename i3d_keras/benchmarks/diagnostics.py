@@ -724,24 +724,40 @@ def _start_onednn_probe() -> subprocess.Popen:
 
 
 def _onednn_probe_result(probe: subprocess.Popen, timeout: float = 120.0) -> Dict:
-    """oneDNN's version, the instruction set it dispatches and the kernels it
-    picked for a strided 3D convolution's gradients, from its verbose log."""
+    """`parse_onednn_verbose` of the probe's log (`{}` if it hangs)."""
     try:
         out, _ = probe.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         probe.kill()
         probe.communicate()
         return {}
+    return parse_onednn_verbose(out)
+
+
+def parse_onednn_verbose(text: str) -> Dict:
+    """oneDNN's version, the instruction set it dispatches and the kernels it
+    picked for convolution gradients, from its verbose log (`ONEDNN_VERBOSE=1`).
+
+    Reads both log formats (`onednn_verbose,info,...` and oneDNN 3's
+    `onednn_verbose,v1,info,...`). The instruction set's name may hold commas
+    ("Intel AVX-512 with float16, Intel DL Boost and bfloat16 support" on
+    Xeons with AVX512-FP16).
+
+    Returns:
+        `{"version": "v3.7.3", "isa": "...", "kernels": {"backward_data":
+        "jit:...", ...}}`, each key only when the log gives it.
+    """
     info = {}
-    for line in out.splitlines():
-        fields = line.split(",")
-        if not fields or fields[0] != "onednn_verbose":
+    for line in text.splitlines():
+        fields = line.strip().split(",")
+        if fields[0] != "onednn_verbose":
             continue
-        if "info" in fields[:4]:
-            if fields[-1].startswith("oneDNN v"):
-                info["version"] = fields[-1].split()[1]
-            elif fields[-1].startswith("isa:"):
-                info["isa"] = fields[-1][4:]
+        if "info" in fields[1:3]:
+            message = ",".join(fields[fields.index("info") + 1:]).strip()
+            if message.startswith("oneDNN v"):
+                info["version"] = message.split()[1]
+            elif message.startswith("cpu,isa:"):
+                info["isa"] = message[len("cpu,isa:"):].strip()
         elif len(fields) > 7 and fields[5] == "convolution" and fields[7].startswith("backward"):
             info.setdefault("kernels", {})[fields[7]] = fields[6]
     return info
@@ -807,6 +823,50 @@ def machine_report() -> Dict:
     return report
 
 
+def precision_timing(auto_policy: str, *, gpus: Optional[Sequence] = None,
+                     measure: Optional[Callable[[], Dict]] = None) -> Dict:
+    """float32 against bfloat16 timed on this CPU, and whether `auto` picks the faster.
+
+    Times `i3d_keras.runtime.tuning.measure_precisions` (I3D's Mixed_3b and
+    Mixed_3c, forward pass and training step, a few seconds) and compares
+    with `auto_policy`, the precision `auto` picks here. With a GPU nothing is
+    timed: `auto` decides by the GPU's compute capability.
+
+    Args:
+        auto_policy: `"float32"`, `"mixed_bfloat16"` or `"mixed_float16"`.
+        gpus: as `hardware.gpus()` (default: that).
+        measure: what times (default `tuning.measure_precisions`).
+
+    Returns:
+        `{"timings", "bfloat16_speed", "auto", "auto_is_faster", "summary"}`,
+        or `{"skipped": why}`, or `{"error": what}` when the measurement failed.
+        `auto_is_faster` is None where neither is clearly faster.
+    """
+    from i3d_keras.runtime import tuning  # noqa: PLC0415
+
+    gpus = hardware.gpus() if gpus is None else gpus
+    if gpus:
+        return {"skipped": "a GPU decides auto's precision by its compute capability"}
+    try:
+        timings = (measure or tuning.measure_precisions)()
+        if not tuning.valid_timings(timings):
+            raise ValueError(f"no timings in their form. Received: {timings!r}"[:200])
+    except Exception as error:  # noqa: BLE001 (a report, not a check)
+        return {"error": f"{type(error).__name__}: {(str(error).splitlines() or [''])[0][:200]}"}
+    speed = tuning.bfloat16_speed(timings)
+    if auto_policy == "mixed_bfloat16":
+        faster = speed >= 1.0
+    elif tuning.prefers_bfloat16(timings):
+        faster = False
+    else:
+        faster = True if speed < 1.0 else None  # within SPEEDUP_NEEDED: neither clearly
+    verdict = {True: "is the faster one", False: "is not the faster one here",
+               None: f"is as fast (bfloat16 not {tuning.SPEEDUP_NEEDED:.2f}x faster)"}[faster]
+    return {"timings": timings, "bfloat16_speed": speed, "auto": auto_policy,
+            "auto_is_faster": faster,
+            "summary": f"{tuning.describe(timings)}; auto's choice, {auto_policy}, {verdict}"}
+
+
 __all__ = ["CLIP_LENGTHS", "Case", "MODEL_TOLERANCE", "Result", "TOLERANCES", "check_case",
-           "i3d_configurations", "machine_report", "model_cases", "run_isolated",
-           "sweep_cases"]
+           "i3d_configurations", "machine_report", "model_cases", "parse_onednn_verbose",
+           "precision_timing", "run_isolated", "sweep_cases"]
