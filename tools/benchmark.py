@@ -9,7 +9,9 @@ Measures, in one run so that results can be read as ratios:
   * peak resident memory of the process;
   * GPU clips/s when a GPU is visible;
   * with --pytorch, the same network in PyTorch (forward and training step) and the
-    TF/PyTorch time ratios (torch in this Python, or in --pytorch_python's).
+    TF/PyTorch time ratios (torch in this Python, or in --pytorch_python's);
+  * with --precisions float32,bfloat16, the forward passes and training step in each
+    precision (same weights) and their time ratios to the first.
 Every timing is the median of --repeats runs after a warm-up run.
 
 Usage:
@@ -20,6 +22,7 @@ Usage:
   python tools/benchmark.py --compare_with conv3d     # vs TF's Conv3D kernels, same run
   python tools/benchmark.py --frames 64 --pytorch     # vs the same network in PyTorch
   python tools/benchmark.py --pytorch --pytorch_python ~/torch-env/bin/python
+  python tools/benchmark.py --frames 16 --precisions float32,bfloat16  # is bfloat16 faster?
 """
 
 import json
@@ -59,6 +62,10 @@ _PRECISION = flags.DEFINE_enum("mixed_precision", "auto", ["auto", "float32", "f
                                                               "bfloat16"],
                                "Precision of the timed models (auto: the package's choice "
                                "here; PyTorch under torch.autocast(bfloat16) when bfloat16).")
+_PRECISIONS = flags.DEFINE_list(
+    "precisions", None, "Time the forward passes and the training step in each of these "
+    "precisions in one run (e.g. float32,bfloat16; same weights): the first replaces "
+    "--mixed_precision, the others get their time ratios to it.")
 _OUTPUT = flags.DEFINE_string("output", None, "Write the JSON results here.")
 _PLOT = flags.DEFINE_string("plot", None, "Write a PNG of the timings here.")
 _LITERT = flags.DEFINE_integer("litert_frames", 16, "Also time the LiteRT export against TF at "
@@ -73,6 +80,7 @@ def _child_args(setting):
     args += ["--skip_train"] if _SKIP_TRAIN.value else []
     args += ["--xla"] if _XLA.value else []
     args += [f"--compare_with={_COMPARE_WITH.value}"] if _COMPARE_WITH.value else []
+    args += [f"--precisions={','.join(_PRECISIONS.value)}"] if _PRECISIONS.value else []
     return args
 
 
@@ -83,6 +91,12 @@ def main(argv):
     if _ONEDNN.value == "both" and (pytorch_python or _PLOT.value):
         console.fail("--pytorch and --plot need one oneDNN setting (on, off or default). "
                  "Received: --onednn both")
+    from i3d_keras.runtime.precision import PRECISIONS  # noqa: PLC0415 (no TensorFlow)
+
+    precisions = [p.strip() for p in _PRECISIONS.value or []]
+    if _PRECISIONS.value is not None and (not precisions or set(precisions) - set(PRECISIONS)):
+        console.fail(f"--precisions takes {', '.join(PRECISIONS)}. "
+                     f"Received: --precisions={','.join(_PRECISIONS.value)}")
     for path in (_OUTPUT.value, _PLOT.value):
         if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
             console.fail(f"the folder of an output file does not exist. Received: {path}")
@@ -115,8 +129,14 @@ def main(argv):
     from i3d_keras.benchmarks import speed  # noqa: PLC0415 (after the environment is set)
     from i3d_keras.runtime import precision  # noqa: PLC0415 (after the environment is set)
 
-    policy, reason = precision.choose_precision(_PRECISION.value)
-    console.info(f"benchmark: precision {policy} ({reason})")
+    policies = []
+    for setting in precisions or [_PRECISION.value]:
+        policy, reason = precision.choose_precision(setting)
+        console.info(f"benchmark: precision {policy} ({reason})")
+        policies.append(policy)
+    if len(set(policies)) != len(policies):
+        console.fail(f"--precisions must name different precisions. Received: "
+                     f"--precisions={','.join(precisions)} ({', '.join(policies)})")
 
     frames = [int(f) for f in _FRAMES.value.split(",") if f]
     try:
@@ -125,7 +145,8 @@ def main(argv):
             train_batch=None if _SKIP_TRAIN.value else _TRAIN_BATCH.value,
             train_frames=_TRAIN_FRAMES.value, xla=_XLA.value, litert_frames=_LITERT.value,
             implementation=_IMPLEMENTATION.value, compare_with=_COMPARE_WITH.value,
-            pytorch_python=pytorch_python, mixed_precision=_PRECISION.value)
+            pytorch_python=pytorch_python, mixed_precision=_PRECISION.value,
+            precisions=precisions or None)
     except speed.PyTorchError as error:  # --pytorch without torch: no traceback
         console.fail(f"{error}")
     results["onednn"] = _ONEDNN.value

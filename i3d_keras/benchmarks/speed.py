@@ -260,7 +260,8 @@ def peak_memory_mb():
 
 def run_benchmarks(frames=(16, 32, 64, 250), image_size=224, repeats=3, train_batch=2,
                    train_frames=16, xla=False, litert_frames=None, implementation="auto",
-                   compare_with=None, pytorch_python=None, mixed_precision="float32"):
+                   compare_with=None, pytorch_python=None, mixed_precision="float32",
+                   precisions=None):
     """Runs every measurement; returns a JSON-serialisable dict.
 
     Args:
@@ -284,8 +285,23 @@ def run_benchmarks(frames=(16, 32, 64, 250), image_size=224, repeats=3, train_ba
             PyTorch then runs under `torch.autocast(bfloat16)` where it is
             `mixed_bfloat16`. The results record the policy, the CPU's flags
             and the float32 and bfloat16 matmul peaks.
+        precisions: settings to time in one run, e.g. `("float32",
+            "bfloat16")`: the first replaces `mixed_precision` (every
+            measurement), the others time the forward passes and the training
+            step with the same weights, each right after the first's, and get
+            `"time_ratio"` (their time over the first's) under
+            `results["precisions"][policy]`.
+
+    Raises:
+        ValueError: `precisions` naming one policy twice.
     """
     from i3d_keras.runtime import hardware, precision  # noqa: PLC0415
+    if precisions:
+        policies = [precision.resolve_precision(p) for p in precisions]
+        if len(set(policies)) != len(policies):
+            raise ValueError(f"`precisions` must name different policies. Received: "
+                             f"precisions={list(precisions)} (policies {policies})")
+        mixed_precision = precisions[0]
     if pytorch_python:
         check_pytorch(pytorch_python)  # before minutes of TensorFlow timings
     results = {
@@ -320,12 +336,27 @@ def run_benchmarks(frames=(16, 32, 64, 250), image_size=224, repeats=3, train_ba
         results["comparison"] = {"implementation": convolution.resolve_implementation(compare_with),
                                  "forward": {}}
     model = models[implementation]
+    # The other precisions: same network and weights, timed right after the first's.
+    others = {}
+    for setting in (precisions or [])[1:]:
+        other_policy, other_reason = precision.choose_precision(setting)
+        with precision.policy_scope(other_policy):
+            others[other_policy] = i3d_model.InceptionI3D(
+                400, "rgb", frames=None, image_size=image_size,
+                conv_implementation=implementation)
+        others[other_policy].set_weights(model.get_weights())
+        results.setdefault("precisions", {})[other_policy] = {"reason": other_reason,
+                                                              "forward": {}}
     for f in frames:
         results["forward"][str(f)] = time_forward(model, f, image_size, repeats, xla)
         if compare_with:
             other = time_forward(models[compare_with], f, image_size, repeats, xla)
             other["speedup"] = other["seconds"] / results["forward"][str(f)]["seconds"]
             results["comparison"]["forward"][str(f)] = other
+        for other_policy, other_model in others.items():
+            other = time_forward(other_model, f, image_size, repeats, xla)
+            other["time_ratio"] = other["seconds"] / results["forward"][str(f)]["seconds"]
+            results["precisions"][other_policy]["forward"][str(f)] = other
     if train_batch:
         results["train_step"] = time_train_step(model, train_batch, train_frames, image_size,
                                                 repeats, xla)
@@ -334,6 +365,11 @@ def run_benchmarks(frames=(16, 32, 64, 250), image_size=224, repeats=3, train_ba
                                     repeats, xla)
             other["speedup"] = other["seconds"] / results["train_step"]["seconds"]
             results["comparison"]["train_step"] = other
+        for other_policy, other_model in others.items():
+            other = time_train_step(other_model, train_batch, train_frames, image_size,
+                                    repeats, xla)
+            other["time_ratio"] = other["seconds"] / results["train_step"]["seconds"]
+            results["precisions"][other_policy]["train_step"] = other
     if pytorch_python:
         try:
             reference = time_pytorch(frames, image_size, repeats, train_batch, train_frames,
@@ -451,6 +487,11 @@ def format_results(results):
             f"vs {results['comparison']['implementation']}", results["comparison"],
             lambda r: f" ({r['effective_gflops']:.1f} GFLOP/s)",
             lambda r: f"speed-up {r['speedup']:.2f}x")
+    for other_policy, timings in results.get("precisions", {}).items():
+        lines += _other_timing_lines(
+            other_policy, timings, lambda r: f" ({r['effective_gflops']:.1f} GFLOP/s)",
+            lambda r: f"time / {results['precision']['policy']}'s {r['time_ratio']:.2f} "
+                      f"({1 / r['time_ratio']:.2f}x the speed)")
     if "error" in results.get("pytorch", {}):
         lines.append(f"PyTorch reference: {results['pytorch']['error']}")
     elif "pytorch" in results:

@@ -2,7 +2,9 @@
 
 import importlib.util
 import json
+import subprocess
 import sys
+from pathlib import Path
 
 import keras
 import pytest
@@ -103,3 +105,40 @@ def test_run_benchmarks_records_the_precision_and_both_matmul_peaks():
     table = speed.format_results(results)
     assert "matmul bfloat16" in table and "precision: mixed_bfloat16" in table
 
+
+
+def test_run_benchmarks_times_several_precisions_in_one_run():
+    results = speed.run_benchmarks(frames=(4,), image_size=32, repeats=1, train_batch=1,
+                                   train_frames=4, precisions=("float32", "bfloat16"))
+    assert json.loads(json.dumps(results)) == results
+    assert keras.config.dtype_policy().name == "float32"
+    assert results["precision"]["policy"] == "float32"  # the first: every measurement
+    other = results["precisions"]["mixed_bfloat16"]
+    assert other["reason"] == "--mixed_precision given"
+    for timing, first in ((other["forward"]["4"], results["forward"]["4"]),
+                          (other["train_step"], results["train_step"])):
+        assert timing["seconds"] > 0
+        assert timing["time_ratio"] == pytest.approx(timing["seconds"] / first["seconds"])
+    table = speed.format_results(results)
+    assert "mixed_bfloat16, 4 frames: " in table and "mixed_bfloat16, train step: " in table
+    assert "time / float32's " in table
+    with pytest.raises(ValueError, match=r"Received: precisions=\['float32', 'float32'\]"):
+        speed.run_benchmarks(frames=(4,), precisions=("float32", "float32"))
+
+
+def test_benchmark_tool_with_two_precisions(tmp_path):
+    tool = Path(__file__).resolve().parents[2] / "tools" / "benchmark.py"
+    out = tmp_path / "bench.json"
+    run = subprocess.run([sys.executable, str(tool), "--frames", "4", "--image_size", "32",
+                          "--repeats", "1", "--train_batch", "1", "--train_frames", "4",
+                          "--litert_frames", "0", "--precisions", "float32,bfloat16",
+                          "--output", str(out)], capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "benchmark: precision float32 (--mixed_precision given)" in run.stderr
+    assert "benchmark: precision mixed_bfloat16 (--mixed_precision given)" in run.stderr
+    assert "mixed_bfloat16, train step: " in run.stderr
+    data = json.loads(out.read_text())
+    assert data["precisions"]["mixed_bfloat16"]["train_step"]["time_ratio"] > 0
+    bad = subprocess.run([sys.executable, str(tool), "--precisions", "float32,fp8"],
+                         capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and "Received: --precisions=float32,fp8" in bad.stderr
