@@ -29,9 +29,12 @@ _VIDEO = flags.DEFINE_string("video", str(_SHARED / "arm_wrestling.mp4"),
                              "A 340x256 video for the flow timings.")
 _SECOND = flags.DEFINE_string("video2", str(_SHARED / "cleaning_pool.mp4"),
                               "A second video for the pipeline shards.")
-_TVL1_PAIRS = flags.DEFINE_integer("tvl1_pairs", 3, "Frame pairs timed for TV-L1.")
-_PAIRS = flags.DEFINE_integer("pairs", 20, "Frame pairs timed for DIS and Farneback.")
-_CLIPS = flags.DEFINE_integer("clips", 24, "Clips timed per pipeline configuration.")
+_TVL1_PAIRS = flags.DEFINE_integer("tvl1_pairs", 3, "Frame pairs timed for TV-L1.",
+                                   lower_bound=1)
+_PAIRS = flags.DEFINE_integer("pairs", 20, "Frame pairs timed for DIS and Farneback.",
+                              lower_bound=1)
+_CLIPS = flags.DEFINE_integer("clips", 24, "Clips timed per pipeline configuration.",
+                              lower_bound=1)
 
 
 def bench_flow(video):
@@ -103,7 +106,7 @@ def main(argv):
     del argv
     for v in (_VIDEO.value, _SECOND.value):
         if not Path(v).is_file():
-            console.fail(f"no video at {v!r} (pass --video/--video2)")
+            console.fail(f"no video at {v!r} (pass --video and --video2)")
     bench_flow(_VIDEO.value)
     bench_motion()
     bench_pipeline([_VIDEO.value, _SECOND.value])

@@ -15,7 +15,6 @@ Usage:
 The weights do not change the cost: random ones are used unless --weights is given.
 """
 
-import json
 
 from i3d_keras.utils import console
 
@@ -23,25 +22,34 @@ console.setup()  # before TensorFlow loads: quiet unless --verbose
 
 from absl import flags  # noqa: E402
 
-_CLIPS = flags.DEFINE_integer("clips", 4, "Clips per timed run.")
-_FRAMES = flags.DEFINE_integer("frames", 16, "Frames per clip.")
-_INPUT_SIZE = flags.DEFINE_integer("input_size", 224, "Frame size before the resize to 224.")
-_BATCH = flags.DEFINE_integer("batch_size", 1, "Clips per forward pass.")
-_REPEATS = flags.DEFINE_integer("repeats", 3, "Timed runs (median).")
-_SET_SIZE = flags.DEFINE_integer("set_size", 2048, "Clips of the extrapolated FVD set.")
+from i3d_keras.utils import outputs  # noqa: E402
+
+_CLIPS = flags.DEFINE_integer("clips", 4, "Clips per timed run.",
+                              lower_bound=1)
+_FRAMES = flags.DEFINE_integer("frames", 16, "Frames per clip.",
+                               lower_bound=1)
+_INPUT_SIZE = flags.DEFINE_integer("input_size", 224, "Frame size before the resize to 224.",
+                                   lower_bound=1)
+_BATCH = flags.DEFINE_integer("batch_size", 1, "Clips per forward pass.",
+                              lower_bound=1)
+_REPEATS = flags.DEFINE_integer("repeats", 3, "Timed runs (median).",
+                                lower_bound=1)
+_SET_SIZE = flags.DEFINE_integer("set_size", 2048, "Clips of the extrapolated FVD set.",
+                                 lower_bound=1)
 _MIXED = flags.DEFINE_bool("mixed_precision", False, "The package's 'auto' precision "
                            "(i3d_keras.runtime.precision: bfloat16 on AMX/AVX512-BF16 CPUs and "
                            "newer GPUs, float16 on 7.x GPUs, else float32).")
 _WEIGHTS = flags.DEFINE_string("weights", "random", "Weights (see tools/fvd.py --weights).")
 _JSON = flags.DEFINE_string("json", None, "Also write the results to this JSON file.")
+_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace an existing --json file.")
 
 
 def main(argv):
     if len(argv) > 1:
         console.fail(f"unexpected arguments {argv[1:]}")
-    for name in ("clips", "frames", "input_size", "batch_size", "repeats", "set_size"):
-        if flags.FLAGS[name].value < 1:
-            console.fail(f"--{name} must be >= 1. Received: {flags.FLAGS[name].value}")
+    if _JSON.value:
+        outputs.check_output_file(_JSON.value, flag="json", inputs=[_WEIGHTS.value],
+                                  overwrite=_OVERWRITE.value)
 
     import warnings  # noqa: PLC0415
 
@@ -76,8 +84,7 @@ def main(argv):
           f"{result['frames']}x{result['input_size']}x{result['input_size']} -> 224x224; "
           f"{result['cpu']} ({result['cpu_cores']} cores){', GPU' if gpus else ''}")
     if _JSON.value:
-        with open(_JSON.value, "w") as f:
-            json.dump(result, f, indent=1)
+        outputs.write_json(_JSON.value, result)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ Usage:
   python tools/compare.py --output_dir /tmp/cmp --frames 16 --epochs 8
 """
 
-import os
 
 from i3d_keras.utils import console  # noqa: E402
 
@@ -32,6 +31,7 @@ console.setup()  # before TensorFlow and OpenCV load: quiet unless --verbose
 from absl import flags  # noqa: E402
 
 from i3d_keras.runtime import precision  # noqa: E402
+from i3d_keras.utils import outputs  # noqa: E402
 
 _DEFAULT_ARCHS = ("convnet_pooling,convnet_lstm,c3d,two_stream_2d,3d_fused,i3d,two_stream_i3d")
 
@@ -40,25 +40,44 @@ _PRECISION = flags.DEFINE_enum("mixed_precision", "auto", list(precision.PRECISI
                                precision.FLAG_HELP)
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where the table and chart go.", required=True)
 _ARCH = flags.DEFINE_list("arch", _DEFAULT_ARCHS, "Architectures to compare.")
-_NUM_TRAIN = flags.DEFINE_integer("num_train", 1000, "Training clips (motion dataset).")
-_NUM_VAL = flags.DEFINE_integer("num_val", 200, "Validation clips (motion dataset).")
-_FRAMES = flags.DEFINE_integer("frames", 8, "Frames per clip.")
-_IMAGE_SIZE = flags.DEFINE_integer("image_size", 32, "Frame height and width.")
-_EPOCHS = flags.DEFINE_integer("epochs", 5, "Training epochs per architecture.")
-_BATCH_SIZE = flags.DEFINE_integer("batch_size", 8, "Clips per batch.")
-_LEARNING_RATE = flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate.")
-_BN_MOMENTUM = flags.DEFINE_float("batch_norm_momentum", 0.9, "BatchNorm momentum (all models).")
+_NUM_TRAIN = flags.DEFINE_integer("num_train", 1000, "Training clips (motion dataset).",
+                                  lower_bound=1)
+_NUM_VAL = flags.DEFINE_integer("num_val", 200, "Validation clips (motion dataset).",
+                                lower_bound=1)
+_FRAMES = flags.DEFINE_integer("frames", 8, "Frames per clip.",
+                               lower_bound=1)
+_IMAGE_SIZE = flags.DEFINE_integer("image_size", 32, "Frame height and width.",
+                                   lower_bound=1)
+_EPOCHS = flags.DEFINE_integer("epochs", 5, "Training epochs per architecture.",
+                               lower_bound=1)
+_BATCH_SIZE = flags.DEFINE_integer("batch_size", 8, "Clips per batch.",
+                                   lower_bound=1)
+_LEARNING_RATE = flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate.",
+                                    lower_bound=0.0)
+_BN_MOMENTUM = flags.DEFINE_float("batch_norm_momentum", 0.9, "BatchNorm momentum (all models).",
+                                  lower_bound=0.0, upper_bound=1.0)
 _STREAM = flags.DEFINE_enum("stream", "rgb", ["rgb", "flow"], "Stream of one-stream models.")
 _WEIGHTS = flags.DEFINE_string("weights", None, "None (scratch) or 'imagenet' backbones.")
 _SEED = flags.DEFINE_integer("seed", 0, "Data and initialisation seed.")
 _TRAIN = flags.DEFINE_bool("train", True, "Train and evaluate (else costs only).")
 _XLA = flags.DEFINE_bool("xla", None, "Compile with XLA (default: with a GPU; on a CPU for "
                          "3d_fused only; falls back per architecture).")
+_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace the report files in --output_dir.")
 
 
 def main(argv):
     del argv
-    from i3d_keras.tasks import comparison  # noqa: PLC0415 (after the environment is set)
+    from i3d_keras.models import baselines  # noqa: PLC0415 (after the environment is set)
+    from i3d_keras.tasks import comparison  # noqa: PLC0415
+
+    unknown = [a for a in _ARCH.value if a not in baselines.ARCHITECTURES]
+    if unknown or not _ARCH.value:
+        console.fail(f"--arch must name architectures among {sorted(baselines.ARCHITECTURES)}. "
+                     f"Received: {_ARCH.value}")
+    outputs.check_output_dir(_OUTPUT_DIR.value)
+    for path in comparison.report_paths(_OUTPUT_DIR.value).values():
+        outputs.check_output_file(path, flag="output_dir", overwrite=_OVERWRITE.value,
+                                  create_parent=True)
     precision.use_precision(_PRECISION.value, tool="compare")
 
     try:
@@ -72,9 +91,10 @@ def main(argv):
         )
     except ValueError as error:
         console.fail(f"{error}")
-    with open(os.path.join(_OUTPUT_DIR.value, "comparison.md")) as f:
+    with open(comparison.report_paths(_OUTPUT_DIR.value)["markdown"], encoding="utf-8") as f:
         print(f.read())
-    console.info(f"compare: wrote {len(rows)} rows to {_OUTPUT_DIR.value}/comparison.{{md,png,json}}")
+    console.info(f"compare: wrote {len(rows)} rows to "
+                 f"{_OUTPUT_DIR.value}/comparison.{{md,png,json}}")
 
 
 if __name__ == "__main__":

@@ -20,20 +20,22 @@ The `.keras` file loads with `keras.models.load_model(path)` after
 `import i3d_keras` (which registers the custom layers).
 """
 
-import os
-
 from i3d_keras.utils import console  # noqa: E402
 
 console.setup()  # before TensorFlow and OpenCV load: quiet unless --verbose
 
 from absl import flags  # noqa: E402
 
+from i3d_keras.utils import outputs  # noqa: E402
+
 FLAGS = flags.FLAGS
 
 flags.DEFINE_string("checkpoint", None, "DeepMind checkpoint prefix (.../model.ckpt) or its directory.")
 flags.DEFINE_string("output", None, "Output path, ending in .keras.")
-flags.DEFINE_integer("frames", None, "Static clip length of the model (default: any).")
-flags.DEFINE_integer("image_size", 224, "Frame size of the model (the paper: 224).")
+flags.DEFINE_integer("frames", None, "Static clip length of the model (default: any).",
+                     lower_bound=1)
+flags.DEFINE_integer("image_size", 224, "Frame size of the model (the paper: 224).",
+                     lower_bound=1)
 flags.DEFINE_boolean("overwrite", False, "Replace an existing output file.")
 
 
@@ -46,10 +48,11 @@ def main(argv):
               f"checkpoint={FLAGS.checkpoint!r}, output={FLAGS.output!r}")
     if not FLAGS.output.endswith(".keras"):
         console.fail(f"--output must end in '.keras'. Received: output={FLAGS.output!r}")
-    if os.path.exists(FLAGS.output) and not FLAGS.overwrite:
-        console.fail(f"{FLAGS.output!r} exists; pass --overwrite to replace it")
-    if FLAGS.frames is not None and FLAGS.frames < 1:
-        console.fail(f"--frames must be positive. Received: frames={FLAGS.frames}")
+    checkpoint = FLAGS.checkpoint
+    outputs.check_output_file(FLAGS.output, flag="output", overwrite=FLAGS.overwrite,
+                              create_parent=True,
+                              inputs=[checkpoint, checkpoint + ".index",
+                                      checkpoint + ".data-00000-of-00001"])
 
     import i3d_keras  # noqa: F401, PLC0415 (sets TF options, registers layers)
     from i3d_keras.weights import deepmind  # noqa: PLC0415
@@ -60,9 +63,8 @@ def main(argv):
         )
     except (FileNotFoundError, ValueError) as error:
         console.fail(str(error))
-    folder = os.path.dirname(os.path.abspath(FLAGS.output))
-    os.makedirs(folder, exist_ok=True)
-    model.save(FLAGS.output)
+    with outputs.atomic_path(FLAGS.output) as tmp:
+        model.save(tmp)
     print(
         f"Wrote {FLAGS.output}: {model.name}, input {tuple(model.inputs[0].shape)}, "
         f"output {tuple(model.outputs[0].shape)}, {model.count_params()} parameters"

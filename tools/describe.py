@@ -9,8 +9,6 @@ Usage:
   python tools/describe.py --model runs/rgb/best.keras  # any saved model
 """
 
-import os
-
 from i3d_keras.utils import console  # noqa: E402
 
 console.setup()  # before TensorFlow and OpenCV load: quiet unless --verbose
@@ -19,9 +17,10 @@ from absl import flags  # noqa: E402
 
 FLAGS = flags.FLAGS
 _STREAM = flags.DEFINE_enum("stream", "rgb", ["rgb", "flow", "two_stream"], "Which network.")
-_FRAMES = flags.DEFINE_integer("frames", 64, "Clip length in frames.")
-_SIZE = flags.DEFINE_integer("image_size", 224, "Frame height and width in pixels.")
-_CLASSES = flags.DEFINE_integer("num_classes", 400, "Number of classes.")
+_FRAMES = flags.DEFINE_integer("frames", 64, "Clip length in frames.", lower_bound=1)
+_SIZE = flags.DEFINE_integer("image_size", 224, "Frame height and width in pixels.",
+                             lower_bound=1)
+_CLASSES = flags.DEFINE_integer("num_classes", 400, "Number of classes.", lower_bound=1)
 _MODEL = flags.DEFINE_string("model", None, "A saved .keras model to describe instead.")
 
 
@@ -31,11 +30,12 @@ def main(argv):
     from i3d_keras.models.receptive_field import format_table  # noqa: PLC0415
 
     if _MODEL.value:
-        if not os.path.exists(_MODEL.value):
-            console.fail(f"no model file at {_MODEL.value!r}")
-        import keras  # noqa: PLC0415
+        from i3d_keras.weights import pretrained  # noqa: PLC0415
 
-        model = keras.models.load_model(_MODEL.value)
+        try:
+            model = pretrained.load_keras_model(_MODEL.value)
+        except (FileNotFoundError, ValueError) as error:
+            console.fail(f"--model: {error}")
         input_shape = None
     else:
         def build(stream):

@@ -35,8 +35,6 @@ no --dataset for a model without a run folder, a folder without shards, classes
 that do not match).
 """
 
-import json
-import os
 import tempfile
 
 from i3d_keras.utils import console  # noqa: E402
@@ -46,6 +44,7 @@ console.setup()  # before TensorFlow and OpenCV load: quiet unless --verbose
 from absl import flags  # noqa: E402
 
 from i3d_keras.runtime import precision  # noqa: E402
+from i3d_keras.utils import outputs  # noqa: E402
 
 _PRECISION = flags.DEFINE_enum("mixed_precision", "auto", list(precision.PRECISIONS),
                                precision.FLAG_HELP)
@@ -60,16 +59,21 @@ _SPLIT = flags.DEFINE_string("split", None, "Split to evaluate (default: test, e
 _PROTOCOL = flags.DEFINE_enum("protocol", "center", ["center", "clips", "whole"],
                               "center clip, K clips x crops, or the whole video.")
 _NUM_FRAMES = flags.DEFINE_integer("num_frames", None, "Frames per clip (default: the "
-                                   "model's clip length, else 64).")
-_NUM_CLIPS = flags.DEFINE_integer("num_clips", 10, "K clips for --protocol clips.")
+                                   "model's clip length, else 64).", lower_bound=1)
+_NUM_CLIPS = flags.DEFINE_integer("num_clips", 10, "K clips for --protocol clips.",
+                                  lower_bound=1)
 _NUM_CROPS = flags.DEFINE_enum("num_crops", "1", ["1", "3"], "1 centre crop or 3 crops.")
-_CROP = flags.DEFINE_integer("crop_size", None, "Crop size (default: the model's, else 224).")
-_BATCH = flags.DEFINE_integer("batch_size", 8, "Clips per forward pass.")
+_CROP = flags.DEFINE_integer("crop_size", None, "Crop size (default: the model's, else 224).",
+                             lower_bound=1)
+_BATCH = flags.DEFINE_integer("batch_size", 8, "Clips per forward pass.", lower_bound=1)
 _WEIGHTS = flags.DEFINE_list("stream_weights", None, "rgb,flow weights of the logits sum.")
 _OUTPUT = flags.DEFINE_string("output_dir", None, "Where the JSON report and PNG go.")
-_MAX = flags.DEFINE_integer("max_videos", None, "Evaluate only the first N videos.")
+_MAX = flags.DEFINE_integer("max_videos", None, "Evaluate only the first N videos.",
+                            lower_bound=1)
 _JSON = flags.DEFINE_string("json", None, "Also write the report (metrics, per-class "
                             "accuracy, confusion matrix) to this JSON file.")
+_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace an existing --json file and the "
+                               "report files in --output_dir.")
 
 
 
@@ -88,10 +92,17 @@ def main(argv):
         if weights is None:
             console.fail(f"--stream_weights needs two numbers (rgb,flow). Received: "
                          f"{_WEIGHTS.value}")
-    if _JSON.value and not os.path.isdir(os.path.dirname(os.path.abspath(_JSON.value))):
-        console.fail(f"the folder of --json does not exist. Received: json={_JSON.value!r}")
-
     from i3d_keras.tasks import evaluation, inference  # noqa: PLC0415 (TensorFlow)
+
+    inputs = [_MODEL.value, _FLOW_MODEL.value, _DATASET.value]
+    if _JSON.value:
+        outputs.check_output_file(_JSON.value, flag="json", inputs=inputs,
+                                  overwrite=_OVERWRITE.value)
+    if _OUTPUT.value:
+        folder = outputs.check_output_dir(_OUTPUT.value, inputs=inputs)
+        for name in (evaluation.REPORT_NAME, evaluation.CONFUSION_NAME):
+            outputs.check_output_file(folder / name, flag="output_dir", inputs=inputs,
+                                      overwrite=_OVERWRITE.value, create_parent=True)
 
     with tempfile.TemporaryDirectory(prefix="i3d_motion_") as scratch:
         dataset, split = _DATASET.value, _SPLIT.value
@@ -136,8 +147,7 @@ def main(argv):
         worst = report["metrics"]["most_confused"][0]
         print(f"  most confused: {worst['true']} -> {worst['predicted']} ({worst['count']})")
     if _JSON.value:
-        with open(_JSON.value, "w") as f:
-            json.dump(report, f, indent=1, default=evaluation._json_default)  # noqa: SLF001
+        outputs.write_json(_JSON.value, report, default=evaluation._json_default)  # noqa: SLF001
         console.info(f"evaluate: report written to {_JSON.value}")
     if _OUTPUT.value:
         console.info(f"evaluate: wrote {report['report_json']} and "

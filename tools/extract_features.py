@@ -18,7 +18,10 @@ Usage:
 
 Window i covers frames [i*stride, i*stride + window) at 25 fps; a video shorter
 than the window gives one looped window. Rerunning the same command resumes
-(existing .npy files are skipped; --overwrite recomputes). A video that fails
+(existing .npy files are skipped; --overwrite recomputes); a rerun with other
+settings (model, window, stride, streams, ...: recorded in
+features_settings.json) stops before any work unless --overwrite. Videos of
+different folders keep their relative paths under --output_dir. A video that fails
 is reported (with the decoder's reason) and the others go on. Results go to
 standard output, progress and messages to standard error; --verbose shows the
 libraries' logs. Exit status: 0 all done, 1 some videos failed, 2 a usage error.
@@ -32,6 +35,7 @@ console.setup()  # before TensorFlow and OpenCV load: quiet unless --verbose
 from absl import flags  # noqa: E402
 
 from i3d_keras.runtime import precision  # noqa: E402
+from i3d_keras.utils import outputs  # noqa: E402
 
 _PRECISION = flags.DEFINE_enum("mixed_precision", "auto", list(precision.PRECISIONS),
                                precision.FLAG_HELP)
@@ -40,12 +44,15 @@ _MODEL = flags.DEFINE_string("model", "kinetics", "'kinetics', 'kinetics600', a 
 _FLOW_MODEL = flags.DEFINE_string("flow_model", None, "Optional flow stream model (path).")
 _STREAMS = flags.DEFINE_list("streams", ["rgb"], "rgb, flow or rgb,flow.")
 _OUTPUT = flags.DEFINE_string("output_dir", None, "Where the .npy files go.")
-_WINDOW = flags.DEFINE_integer("window", None, "Frames per window (default: whole video).")
-_STRIDE = flags.DEFINE_integer("stride", None, "Frames between windows (default: window).")
+_WINDOW = flags.DEFINE_integer("window", None, "Frames per window (default: whole video).",
+                                lower_bound=1)
+_STRIDE = flags.DEFINE_integer("stride", None, "Frames between windows (default: window).",
+                                lower_bound=1)
 _FLOW_METHOD = flags.DEFINE_enum("flow_method", "tvl1", ["tvl1", "dis", "farneback"],
                                  "Flow method (tvl1: paper; dis: ~90x faster).")
-_BATCH = flags.DEFINE_integer("batch_size", 4, "Windows per forward pass.")
-_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Recompute existing outputs.")
+_BATCH = flags.DEFINE_integer("batch_size", 4, "Windows per forward pass.", lower_bound=1)
+_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Recompute existing outputs (also when they "
+                               "were made with other settings).")
 
 
 
@@ -58,12 +65,15 @@ def main(argv):
     if not streams or any(s not in ("rgb", "flow") for s in streams):
         console.fail(f"--streams must be rgb, flow or rgb,flow. Received: {streams}")
 
+    if _STRIDE.value and not _WINDOW.value:
+        console.fail(f"--stride needs --window. Received: stride={_STRIDE.value}")
     from i3d_keras.tasks import inference  # noqa: PLC0415 (TensorFlow)
-    precision.use_precision(_PRECISION.value, tool="extract_features")
 
     videos, root = inference.find_videos(argv[1:])
     if not videos:
         console.fail(f"no videos found in {argv[1:]}")
+    outputs.check_output_dir(_OUTPUT.value, inputs=videos)
+    precision.use_precision(_PRECISION.value, tool="extract_features")
     try:
         predictor = inference.load_predictor(_MODEL.value, _FLOW_MODEL.value, streams=streams)
         console.info(f"extract_features: {console.plural(len(videos), 'video')} with "
@@ -74,9 +84,8 @@ def main(argv):
             root=root, overwrite=_OVERWRITE.value)
     except (FileNotFoundError, ValueError) as error:
         console.fail(str(error))
-    except OSError as error:
-        console.fail(f"{error} (downloading weights needs network access; pass a local model)",
-                     console.EXIT_FAILED)
+    except OSError as error:  # a failed download: the message says how to go on offline
+        console.fail(str(error), console.EXIT_FAILED)
     print(f"Features ({'+'.join(report['streams'])}, {report['feature_dim']}-d): "
           f"{len(report['written'])} written, {len(report['skipped'])} already done, "
           f"{len(report['failed'])} failed of {console.plural(len(videos), 'video')}; in "
@@ -88,4 +97,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    console.run(main)
+    console.run(main, interrupted="interrupted; rerun the same command to resume")

@@ -7,8 +7,9 @@ with short side 256, TV-L1 (`cv2.optflow.DualTVL1OpticalFlow`), clipped to
 `i3d_keras.data.flow.load_flow`). flow[t] is frame t -> t+1, the last field
 repeated, so flow and RGB align frame by frame.
 
-Rerunning the same command resumes: finished outputs are skipped. A video that
-fails is reported and skipped.
+Rerunning the same command resumes: finished outputs are skipped. A rerun with
+another --method, --fps or --short_side (recorded in flow_settings.json) stops
+before any work unless --overwrite. A video that fails is reported and skipped.
 
 Usage:
   python tools/extract_flow.py --input data/UCF-101 --output_dir data/ucf101_flow
@@ -28,13 +29,18 @@ console.setup()  # before TensorFlow and OpenCV load: quiet unless --verbose
 
 from absl import flags  # noqa: E402
 
+from i3d_keras.utils import outputs  # noqa: E402
+
 _INPUT = flags.DEFINE_string("input", None, "Folder of videos, a video, or a text file of paths.")
 _OUTPUT = flags.DEFINE_string("output_dir", None, "Where the .flow.npz files go.")
 _METHOD = flags.DEFINE_enum("method", "tvl1", ["tvl1", "dis", "farneback"], "Flow method.")
-_WORKERS = flags.DEFINE_integer("workers", 0, "Worker processes (0: one per core).")
-_FPS = flags.DEFINE_float("fps", 25.0, "Decode frame rate.")
-_SHORT_SIDE = flags.DEFINE_integer("short_side", 256, "Resize the short side to this.")
-_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Recompute existing outputs.")
+_WORKERS = flags.DEFINE_integer("workers", 0, "Worker processes (0: one per core).",
+                                 lower_bound=0)
+_FPS = flags.DEFINE_float("fps", 25.0, "Decode frame rate.", lower_bound=1e-3)
+_SHORT_SIDE = flags.DEFINE_integer("short_side", 256, "Resize the short side to this.",
+                                   lower_bound=1)
+_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Recompute existing outputs (also when they "
+                               "were made with other settings).")
 
 
 def find_videos(spec: str):
@@ -67,6 +73,7 @@ def main(argv):
     from i3d_keras.data.flow import extract_flow  # noqa: PLC0415
 
     videos, root = find_videos(_INPUT.value)
+    outputs.check_output_dir(_OUTPUT.value, inputs=[_INPUT.value, *videos])
     report = extract_flow(videos, _OUTPUT.value, method=_METHOD.value, root=root,
                           num_workers=_WORKERS.value, fps=_FPS.value,
                           short_side=_SHORT_SIDE.value, overwrite=_OVERWRITE.value)
@@ -82,4 +89,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    console.run(main)
+    console.run(main, interrupted="interrupted; rerun the same command to resume")

@@ -44,12 +44,15 @@ console.setup()  # before TensorFlow and OpenCV load: quiet unless --verbose
 
 from absl import flags  # noqa: E402
 
+from i3d_keras.utils import outputs  # noqa: E402
+
 _LAYOUT = flags.DEFINE_enum("layout", None, ["ucf101", "hmdb51", "kinetics", "folder", "csv",
                                             "motion"], "Dataset layout (motion: the "
                             "built-in motion dataset, generated).")
 _ROOT = flags.DEFINE_string("root", None, "Dataset root folder.")
 _SPLITS_DIR = flags.DEFINE_string("splits_dir", None, "UCF101/HMDB51 split files folder.")
-_SPLIT = flags.DEFINE_integer("split", 1, "UCF101/HMDB51 official split (1, 2 or 3).")
+_SPLIT = flags.DEFINE_integer("split", 1, "UCF101/HMDB51 official split (1, 2 or 3).",
+                               lower_bound=1, upper_bound=3)
 _CSV = flags.DEFINE_string("csv", None, "Kinetics CSV or CSV manifest.")
 _OUTPUT = flags.DEFINE_string("output_dir", None, "Where shards and metadata go.")
 _NAME = flags.DEFINE_string("name", None, "Dataset name (default: layout, plus split).")
@@ -58,18 +61,28 @@ _FLOW = flags.DEFINE_enum("flow", None, ["none", "analytic", "tvl1", "dis", "far
                           "none; analytic, the exact rendered motion, for --layout motion).")
 _FLOW_FORMAT = flags.DEFINE_enum("flow_format", "png", ["png", "jpeg"],
                                  "Flow image format (png is lossless).")
-_FPS = flags.DEFINE_float("fps", 25.0, "Decode frame rate.")
-_SHORT_SIDE = flags.DEFINE_integer("short_side", 256, "Resize the short side to this.")
-_JPEG_QUALITY = flags.DEFINE_integer("jpeg_quality", 90, "RGB JPEG quality.")
-_PER_SHARD = flags.DEFINE_integer("videos_per_shard", 100, "Videos per shard.")
-_WORKERS = flags.DEFINE_integer("workers", 0, "Worker processes (0: one per core).")
-_MAX_FRAMES = flags.DEFINE_integer("max_frames", None, "Keep at most this many frames.")
+_FPS = flags.DEFINE_float("fps", 25.0, "Decode frame rate.", lower_bound=1e-3)
+_SHORT_SIDE = flags.DEFINE_integer("short_side", 256, "Resize the short side to this.",
+                                   lower_bound=1)
+_JPEG_QUALITY = flags.DEFINE_integer("jpeg_quality", 90, "RGB JPEG quality.", lower_bound=1,
+                                     upper_bound=100)
+_PER_SHARD = flags.DEFINE_integer("videos_per_shard", 100, "Videos per shard.", lower_bound=1)
+_WORKERS = flags.DEFINE_integer("workers", 0, "Worker processes (0: one per core).",
+                                lower_bound=0)
+_MAX_FRAMES = flags.DEFINE_integer("max_frames", None, "Keep at most this many frames.",
+                                   lower_bound=1)
 _NUM_TRAIN = flags.DEFINE_integer("num_train", None, "Motion: training clips (default: the "
-                                  "training recipe's, 1000).")
-_NUM_VAL = flags.DEFINE_integer("num_val", None, "Motion: validation clips (default 200).")
-_FRAMES = flags.DEFINE_integer("frames", None, "Motion: frames per clip (default 8).")
-_IMAGE_SIZE = flags.DEFINE_integer("image_size", None, "Motion: frame size (default 32).")
+                                  "training recipe's, 1000).", lower_bound=1)
+_NUM_VAL = flags.DEFINE_integer("num_val", None, "Motion: validation clips (default 200).",
+                                lower_bound=1)
+_FRAMES = flags.DEFINE_integer("frames", None, "Motion: frames per clip (default 8).",
+                               lower_bound=1)
+_IMAGE_SIZE = flags.DEFINE_integer("image_size", None, "Motion: frame size (default 32).",
+                                   lower_bound=1)
 _SEED = flags.DEFINE_integer("seed", 0, "Motion: random seed (tools/train.py's --seed).")
+_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace a dataset of the same name in "
+                               "--output_dir made with other settings (or, for --layout "
+                               "motion, any).")
 _BEAM = flags.DEFINE_bool("beam", False, "Run as an Apache Beam pipeline; arguments after "
                           "`--` go to Beam (e.g. --runner=DirectRunner).")
 
@@ -86,6 +99,13 @@ def _motion(argv):
     frames = _FRAMES.value or md.DEFAULT_NUM_FRAMES
     size = _IMAGE_SIZE.value or md.DEFAULT_SIZE
     name = _NAME.value or "motion"
+    from i3d_keras.data import records  # noqa: PLC0415
+
+    metadata = outputs.check_output_dir(_OUTPUT.value) / (name + records.METADATA_SUFFIX)
+    if metadata.exists() and not _OVERWRITE.value:
+        console.fail(f"--output_dir {_OUTPUT.value!r} holds the dataset {name!r} already "
+                     f"({metadata.name}); pass --overwrite to replace it, or choose another "
+                     "--output_dir or --name")
     console.info(f"prepare_dataset: the built-in motion dataset, "
                  f"{console.plural(num_train, 'training clip')} and "
                  f"{console.plural(num_val, 'validation clip')} of "
@@ -110,6 +130,11 @@ def _motion(argv):
 def main(argv):
     if not _LAYOUT.value or not _OUTPUT.value:
         console.fail("--layout and --output_dir are required (see --help)")
+    outputs.check_output_dir(_OUTPUT.value, inputs=[_CSV.value])
+    for flag, value, kind in (("root", _ROOT.value, "folder"), ("csv", _CSV.value, "file"),
+                              ("splits_dir", _SPLITS_DIR.value, "folder")):
+        if value:
+            outputs.check_input_path(value, flag=flag, kind=kind)
     if _LAYOUT.value == "motion":
         return _motion(argv)
     from i3d_keras.data import datasets  # noqa: PLC0415
@@ -146,7 +171,7 @@ def main(argv):
         if len(argv) > 1:
             console.fail(f"unexpected arguments {argv[1:]}")
         report = datasets.prepare_dataset(listing, _OUTPUT.value, num_workers=_WORKERS.value,
-                                          **common)
+                                          overwrite=_OVERWRITE.value, **common)
     print(report.summary())
     if report.converted == 0:
         console.fail("no video could be converted (see the reasons above)", console.EXIT_FAILED)
@@ -155,4 +180,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    console.run(main)
+    console.run(main, interrupted="interrupted; rerun the same command to resume")

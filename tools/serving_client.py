@@ -14,7 +14,6 @@ Usage:
   python tools/serving_client.py --dry_run request.json clip.mp4
 """
 
-import json
 
 from i3d_keras.utils import console  # noqa: E402
 
@@ -22,20 +21,30 @@ console.setup()  # before TensorFlow and OpenCV load: quiet unless --verbose
 
 from absl import flags  # noqa: E402
 
+from i3d_keras.utils import outputs  # noqa: E402
+
 _PROTOCOL = flags.DEFINE_enum("protocol", "rest", ["rest", "grpc"], "Request protocol.")
 _HOST = flags.DEFINE_string("host", "localhost", "TF Serving host.")
-_PORT = flags.DEFINE_integer("port", None, "Port (default 8501 REST, 8500 gRPC).")
+_PORT = flags.DEFINE_integer("port", None, "Port (default 8501 REST, 8500 gRPC).",
+                             lower_bound=1, upper_bound=65535)
 _NAME = flags.DEFINE_string("model_name", "i3d", "Served model name.")
 _TWO_STREAM = flags.DEFINE_bool("two_stream", False, "Send flow as well (two-stream model).")
 _FLOW = flags.DEFINE_enum("flow_method", "tvl1", ["tvl1", "dis", "farneback"], "Flow method.")
-_FRAMES = flags.DEFINE_integer("max_frames", 250, "Send at most this many frames (10 s).")
+_FRAMES = flags.DEFINE_integer("max_frames", 250, "Send at most this many frames (10 s).",
+                               lower_bound=1)
 _DRY_RUN = flags.DEFINE_string("dry_run", None, "Write the REST JSON request here; send nothing.")
+_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace an existing --dry_run file.")
 
 
 def main(argv):
     videos = argv[1:]
     if len(videos) != 1:
-        console.fail("give exactly one video file")
+        console.fail("give exactly one video file. Received: "
+                     f"{console.plural(len(videos), 'argument')}")
+    outputs.check_input_path(videos[0], kind="file", what="the video")
+    if _DRY_RUN.value:
+        outputs.check_output_file(_DRY_RUN.value, flag="dry_run", inputs=videos,
+                                  overwrite=_OVERWRITE.value)
     from i3d_keras.data import flow as flow_lib  # noqa: PLC0415
     from i3d_keras.data import video  # noqa: PLC0415
     from i3d_keras.export import serving  # noqa: PLC0415
@@ -48,8 +57,7 @@ def main(argv):
     inputs = serving.request_inputs(frames, flow)
     try:
         if _DRY_RUN.value:
-            with open(_DRY_RUN.value, "w") as f:
-                json.dump(serving.rest_payload(inputs), f)
+            outputs.write_json(_DRY_RUN.value, serving.rest_payload(inputs), indent=None)
             print(f"wrote {_DRY_RUN.value}: inputs "
                   f"{ {k: list(v.shape) for k, v in inputs.items()} }")
             return

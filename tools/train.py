@@ -41,6 +41,7 @@ console.setup()  # before TensorFlow and OpenCV load: quiet unless --verbose
 
 from absl import flags  # noqa: E402
 
+from i3d_keras.runtime import precision  # noqa: E402
 from i3d_keras.tasks import training  # noqa: E402
 
 _STREAM = flags.DEFINE_enum("stream", "rgb", ["rgb", "flow", "both"], "Input stream.")
@@ -52,35 +53,49 @@ _DATASET = flags.DEFINE_string("dataset", None, "Folder of prepared shards; defa
 _TRAIN_SPLIT = flags.DEFINE_string("train_split", "train", "Training split name.")
 _VAL_SPLIT = flags.DEFINE_string("val_split", None, "Validation split (default: val or test).")
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Run folder (default runs/ARCH_STREAM_DATA).")
-_EPOCHS = flags.DEFINE_integer("epochs", None, "Epochs (recipe default).")
-_STEPS = flags.DEFINE_integer("steps_per_epoch", None, "Steps per epoch (default: one pass).")
-_BATCH = flags.DEFINE_integer("batch_size", None, "Global batch size (recipe default).")
-_FRAMES = flags.DEFINE_integer("frames", None, "Frames per clip (motion 8, paper 64).")
-_SIZE = flags.DEFINE_integer("image_size", None, "Crop size (motion 32, paper 224).")
+_EPOCHS = flags.DEFINE_integer("epochs", None, "Epochs (recipe default).",
+                               lower_bound=1)
+_STEPS = flags.DEFINE_integer("steps_per_epoch", None, "Steps per epoch (default: one pass).",
+                              lower_bound=1)
+_BATCH = flags.DEFINE_integer("batch_size", None, "Global batch size (recipe default).",
+                              lower_bound=1)
+_FRAMES = flags.DEFINE_integer("frames", None, "Frames per clip (motion 8, paper 64).",
+                               lower_bound=1)
+_SIZE = flags.DEFINE_integer("image_size", None, "Crop size (motion 32, paper 224).",
+                             lower_bound=1)
 _OPTIMIZER = flags.DEFINE_enum("optimizer", None, ["sgd", "adam"], "Optimizer.")
-_LR = flags.DEFINE_float("learning_rate", None, "Base learning rate.")
+_LR = flags.DEFINE_float("learning_rate", None, "Base learning rate.",
+                         lower_bound=0.0)
 _SCHEDULE = flags.DEFINE_enum("lr_schedule", None, ["step", "cosine", "constant"],
                               "Learning-rate schedule over the run.")
-_MOMENTUM = flags.DEFINE_float("momentum", 0.9, "SGD momentum.")
-_WD = flags.DEFINE_float("weight_decay", None, "Weight decay (paper 1e-7).")
+_MOMENTUM = flags.DEFINE_float("momentum", 0.9, "SGD momentum.",
+                               lower_bound=0.0, upper_bound=1.0)
+_WD = flags.DEFINE_float("weight_decay", None, "Weight decay (paper 1e-7).",
+                         lower_bound=0.0)
 _DROPOUT = flags.DEFINE_float("dropout_rate", None, "Dropout before the logits (paper 0.5; "
-                               "motion dataset 0).")
-_BN = flags.DEFINE_float("batch_norm_momentum", None, "BatchNorm moving-average momentum.")
+                               "motion dataset 0).",
+                              lower_bound=0.0, upper_bound=0.999)
+_BN = flags.DEFINE_float("batch_norm_momentum", None, "BatchNorm moving-average momentum.",
+                         lower_bound=0.0, upper_bound=1.0)
 _INIT = flags.DEFINE_string("init", "scratch", "scratch | imagenet | kinetics | "
                             "kinetics_scratch | a .keras/.weights.h5/DeepMind checkpoint path.")
 _FREEZE = flags.DEFINE_string("freeze_until", None, "Freeze layers up to this endpoint.")
 _PRECISION = flags.DEFINE_enum("mixed_precision", "auto", list(training.PRECISIONS),
-                               "auto: float16 on a GPU, float32 on a CPU.")
+                               precision.FLAG_HELP)
 _XLA = flags.DEFINE_bool("xla", None, "XLA compilation (default: on with a GPU only; on a CPU "
                          "the 2D-convolution formulation is faster without it).")
 _STRATEGY = flags.DEFINE_enum("strategy", "default", list(training.STRATEGIES),
                               "tf.distribute strategy.")
 _CPUS = flags.DEFINE_integer("num_cpu_devices", 2, "Logical CPU devices for --strategy "
-                             "mirrored without GPUs.")
+                             "mirrored without GPUs.",
+                             lower_bound=1)
 _SEED = flags.DEFINE_integer("seed", 0, "Random seed.")
-_NUM_TRAIN = flags.DEFINE_integer("num_train", None, "Motion dataset: training clips.")
-_NUM_VAL = flags.DEFINE_integer("num_val", None, "Motion dataset: validation clips.")
-_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Start over, deleting the run folder.")
+_NUM_TRAIN = flags.DEFINE_integer("num_train", None, "Motion dataset: training clips.",
+                                  lower_bound=1)
+_NUM_VAL = flags.DEFINE_integer("num_val", None, "Motion dataset: validation clips.",
+                                lower_bound=1)
+_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Start over: delete the run's files in "
+                               "--output_dir (only those train writes) and train again.")
 
 
 def main(argv):
@@ -97,6 +112,10 @@ def main(argv):
         num_cpu_devices=_CPUS.value, seed=_SEED.value, num_train=_NUM_TRAIN.value,
         num_val=_NUM_VAL.value, overwrite=_OVERWRITE.value,
     )
+    try:
+        training.check_run(config)  # before any work: settings and the run folder
+    except training.TrainingError as error:
+        console.fail(f"{error}")
     console.info(f"train: the {config.stream} stream of {config.arch} on "
                  f"{config.dataset or 'the built-in motion dataset'}, into {config.output_dir}")
     try:
@@ -111,4 +130,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    console.run(main)
+    console.run(main, interrupted="interrupted; rerun the same command to resume from the last "
+                                  "finished epoch")

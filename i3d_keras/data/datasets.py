@@ -39,6 +39,7 @@ from i3d_keras.data import parallel
 from i3d_keras.data import flow as flow_lib
 from i3d_keras.data import records
 from i3d_keras.data.video import VIDEO_EXTENSIONS, read_video
+from i3d_keras.utils import outputs
 
 PathLike = Union[str, os.PathLike]
 
@@ -489,6 +490,13 @@ def plan_shards(entries: Sequence[VideoEntry], name: str, videos_per_shard: int 
     return plan
 
 
+def _digest(value) -> str:
+    """A short hash of a JSON-able value (a list of videos, of classes)."""
+    import hashlib  # noqa: PLC0415
+
+    return hashlib.sha256(json.dumps(value, default=str).encode()).hexdigest()[:16]
+
+
 def prepare_dataset(listing: Union[Listing, Sequence[VideoEntry]], output_dir: PathLike,
                     name: str, classes: Optional[Sequence[str]] = None,
                     flow_method: Optional[str] = None, fps: Optional[float] = 25.0,
@@ -496,14 +504,19 @@ def prepare_dataset(listing: Union[Listing, Sequence[VideoEntry]], output_dir: P
                     flow_format: str = "png", videos_per_shard: int = 100,
                     num_workers: int = 0, max_frames: Optional[int] = None,
                     progress: bool = True, seed: int = 0,
-                    mp_context: Optional[str] = "spawn") -> PrepareReport:
+                    mp_context: Optional[str] = "spawn", overwrite: bool = False
+                    ) -> PrepareReport:
     """Converts videos to TFRecord shards, in parallel and resumably.
 
     Shards are written atomically (temporary name, then rename) and each gets
     a `<shard>.done.json` marker listing its converted and failed videos; a
-    rerun with the same inputs skips shards whose marker exists. A video that
-    cannot be decoded (missing, unreadable, zero frames, clip outside the
-    video, ...) is listed in the report with its reason and skipped.
+    rerun with the same inputs skips shards whose marker exists. The settings
+    that change the shards (the videos and classes, decoding, image formats,
+    flow, sharding) are recorded in `NAME.settings.json`; a rerun with other
+    settings is refused before any work unless `overwrite`, which converts
+    everything again. A video that cannot be decoded (missing, unreadable,
+    zero frames, clip outside the video, ...) is listed in the report with its
+    reason and skipped.
 
     Args:
       listing: a `Listing` or a list of `VideoEntry`.
@@ -521,12 +534,16 @@ def prepare_dataset(listing: Union[Listing, Sequence[VideoEntry]], output_dir: P
       progress: print a progress line with ETA to stderr.
       seed: shuffling of videos into shards.
       mp_context: multiprocessing start method.
+      overwrite: convert everything again, also over shards made with other
+        settings.
 
     Returns:
       A `PrepareReport` (also written to `NAME.report.json`).
 
     Raises:
       DatasetLayoutError: nothing to convert.
+      outputs.OutputError: `output_dir` is a file, or holds this dataset made
+        with other settings (and `overwrite` is False).
     """
     t0 = time.monotonic()
     if isinstance(listing, Listing):
@@ -544,7 +561,16 @@ def prepare_dataset(listing: Union[Listing, Sequence[VideoEntry]], output_dir: P
     if flow_format not in records.FLOW_FORMATS:
         raise ValueError(f"`flow_format` must be one of {records.FLOW_FORMATS}. "
                          f"Received: flow_format={flow_format!r}")
-    output_dir = Path(output_dir)
+    output_dir = outputs.check_output_dir(output_dir)
+    settings = {"fps": fps, "short_side": short_side, "jpeg_quality": jpeg_quality,
+                "flow_format": flow_format, "flow_method": flow_method,
+                "max_frames": max_frames, "videos_per_shard": videos_per_shard, "seed": seed,
+                "classes": _digest(classes), "videos": _digest(
+                    [(str(e.path), e.label, e.split, e.start, e.end) for e in entries])}
+    record = outputs.SettingsRecord(output_dir, f"{name}.settings.json")
+    existing = output_dir.is_dir() and any(output_dir.glob(f"{name}_*"))
+    if record.check(settings, has_outputs=existing, overwrite=overwrite) == "recompute":
+        overwrite = True
     output_dir.mkdir(parents=True, exist_ok=True)
     num_workers = num_workers or parallel.default_num_workers()
     opts = {"fps": fps, "short_side": short_side, "jpeg_quality": jpeg_quality,
@@ -568,7 +594,7 @@ def prepare_dataset(listing: Union[Listing, Sequence[VideoEntry]], output_dir: P
     todo: List[Tuple[str, VideoEntry]] = []
     for shard, items in plan.items():
         marker_path = output_dir / (shard + ".done.json")
-        if marker_path.is_file() and (output_dir / shard).is_file():
+        if not overwrite and marker_path.is_file() and (output_dir / shard).is_file():
             try:
                 marker = json.loads(marker_path.read_text())
                 if len(marker["converted"]) + len(marker["failed"]) == len(items):

@@ -53,6 +53,10 @@ import numpy as np
 
 from i3d_keras.data import parallel
 from i3d_keras.data.video import read_video
+from i3d_keras.utils import outputs
+
+#: The record of the settings that made a folder's flow files (`extract_flow`).
+FLOW_SETTINGS_FILE = "flow_settings.json"
 
 PathLike = Union[str, os.PathLike]
 
@@ -219,14 +223,20 @@ def extract_flow(videos: Sequence[PathLike], output_dir: PathLike, method: str =
     """Computes and stores flow for many videos, one worker process per core.
 
     Resumable: a video whose output file already exists and is complete is
-    skipped (outputs are written to a temporary name and renamed). A video that
-    fails is reported and skipped; the others continue.
+    skipped (outputs are written to a temporary name and renamed). The
+    settings that change the flow (method, fps, short side) are recorded in
+    the folder (`FLOW_SETTINGS_FILE`); a rerun with others is refused before
+    any work unless `overwrite`, which recomputes everything. Inputs from
+    different folders keep their paths under their common folder; two inputs
+    that would share an output are refused. A video that fails is reported
+    and skipped; the others continue.
 
     Args:
       videos: video paths.
       output_dir: where `<relative path>.flow.npz` files go (`flow_output_path`).
       method: "tvl1", "dis" or "farneback".
-      root: common root of `videos`, to keep their relative folders.
+      root: common root of `videos`, to keep their relative folders (default:
+        the deepest folder holding them all).
       num_workers: processes; 0 = one per core, 1 = in this process.
       fps: decode frame rate (paper: 25).
       short_side: decode short side (paper: 256).
@@ -237,14 +247,37 @@ def extract_flow(videos: Sequence[PathLike], output_dir: PathLike, method: str =
     Returns:
       {"converted": [output paths], "skipped": [existing outputs],
        "failed": [(video, reason)]}.
+
+    Raises:
+      ValueError: a bad method, fps, short side or worker count.
+      outputs.OutputError: `output_dir` is a file, two inputs would share an
+        output, or the folder holds flow made with other settings.
     """
     if method not in FLOW_METHODS:
         raise ValueError(f"`method` must be one of {FLOW_METHODS}. Received: method={method!r}")
+    if fps is not None and not fps > 0:
+        raise ValueError(f"`fps` must be > 0 or None. Received: fps={fps}")
+    if short_side is not None and short_side < 1:
+        raise ValueError(f"`short_side` must be >= 1 or None. Received: short_side={short_side}")
+    if num_workers < 0:
+        raise ValueError(f"`num_workers` must be >= 0 (0: one per core). "
+                         f"Received: num_workers={num_workers}")
+    outputs.check_output_dir(output_dir, inputs=videos)
+    videos = list(dict.fromkeys(Path(v) for v in videos))
+    if root is None and len(videos) > 1:
+        root = outputs.common_root(videos)
+    pairs = [(v, flow_output_path(v, output_dir, root)) for v in videos]
+    outputs.unique_outputs(pairs)
+    record = outputs.SettingsRecord(output_dir, FLOW_SETTINGS_FILE)
+    settings = {"method": method, "fps": fps, "short_side": short_side,
+                "bound": FLOW_BOUND}
+    if record.check(settings, has_outputs=any(out.exists() for _, out in pairs),
+                    overwrite=overwrite) == "recompute":
+        overwrite = True
     num_workers = num_workers or parallel.default_num_workers()
     report: Dict[str, list] = {"converted": [], "skipped": [], "failed": []}
     todo = []
-    for v in videos:
-        out = flow_output_path(v, output_dir, root)
+    for v, out in pairs:
         if not overwrite and _is_complete(out):
             report["skipped"].append(str(out))
         else:

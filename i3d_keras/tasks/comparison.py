@@ -16,14 +16,13 @@ from closing a door", measured.
 """
 
 import dataclasses
-import json
 import math
 import os
 import time
 
 import numpy as np
 
-from i3d_keras.utils import plotting
+from i3d_keras.utils import outputs, plotting
 
 # The order of the paper's Sec. 2, then I3D.
 DEFAULT_ARCHITECTURES = (
@@ -568,15 +567,17 @@ def write_report(rows, output_dir, config):
 
     >>> write_report(rows, "/tmp/cmp", {"num_classes": 10})  # doctest: +SKIP
     """
-    os.makedirs(output_dir, exist_ok=True)
-    paths = {
-        "markdown": os.path.join(output_dir, "comparison.md"),
-        "png": os.path.join(output_dir, "comparison.png"),
-        "json": os.path.join(output_dir, "comparison.json"),
-    }
-    with open(paths["markdown"], "w") as f:
+    paths = report_paths(output_dir)
+    with outputs.atomic_open(paths["markdown"]) as f:
         f.write(format_markdown(rows, config))
-    plot_comparison(rows, paths["png"], config.get("num_classes"))
-    with open(paths["json"], "w") as f:
-        json.dump({"config": config, "rows": [dataclasses.asdict(r) for r in rows]}, f, indent=1)
+    with outputs.atomic_path(paths["png"]) as tmp:
+        plot_comparison(rows, tmp, config.get("num_classes"))
+    outputs.write_json(paths["json"], {"config": config,
+                                       "rows": [dataclasses.asdict(r) for r in rows]})
     return paths
+
+
+def report_paths(output_dir):
+    """`{"markdown", "png", "json"}`: the files `write_report` writes in `output_dir`."""
+    return {kind: os.path.join(output_dir, f"comparison.{suffix}")
+            for kind, suffix in (("markdown", "md"), ("png", "png"), ("json", "json"))}

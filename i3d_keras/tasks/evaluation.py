@@ -39,7 +39,7 @@ import numpy as np
 import tensorflow as tf
 
 from i3d_keras.data import input_pipeline, parallel, records
-from i3d_keras.utils import plotting
+from i3d_keras.utils import outputs, plotting
 from i3d_keras.tasks import inference
 
 PathLike = Union[str, os.PathLike]
@@ -229,8 +229,8 @@ def plot_confusion_matrix(cm, class_names: Optional[Sequence[str]], path: PathLi
                         0.25 / (side + margin), (side - 1.2) / (side + margin)])
     fig.colorbar(image, cax=cax)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
+    with outputs.atomic_path(path) as tmp:
+        fig.savefig(tmp)
     plt.close(fig)
     return path
 
@@ -652,10 +652,7 @@ def evaluate(model, data_dir: PathLike, split: Optional[str] = None, *,
             metrics["confusion_matrix"], classes, output_dir / CONFUSION_NAME,
             title=f"{info['metadata'].get('name', 'dataset')} {info['split']}, {protocol}")
         report["confusion_matrix_png"] = str(png)
-        path = output_dir / REPORT_NAME
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(report, indent=1, default=_json_default) + "\n")
-        os.replace(tmp, path)
+        path = outputs.write_json(output_dir / REPORT_NAME, report, default=_json_default)
         report["report_json"] = str(path)
     return report
 

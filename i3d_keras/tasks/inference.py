@@ -40,7 +40,7 @@ import numpy as np
 import tensorflow as tf
 
 from i3d_keras.data import parallel
-from i3d_keras.utils import downloads
+from i3d_keras.utils import downloads, outputs
 from i3d_keras.data import flow as flow_lib
 from i3d_keras.models.i3d import endpoint_model, logits_model
 from i3d_keras.data.video import VIDEO_EXTENSIONS, VideoDecodeError, read_video
@@ -64,6 +64,8 @@ DEFAULT_IMAGE_SIZE = 224
 
 FEATURE_ENDPOINT = "Mixed_5c"
 FEATURE_SUFFIX = ".npy"
+#: The record of the settings that made a folder's features (`extract_features`).
+FEATURE_SETTINGS_FILE = "features_settings.json"
 #: The class names a training run writes beside its models (i3d_keras.tasks.training).
 RUN_CLASSES_FILE = "classes.txt"
 STREAMS = ("rgb", "flow")
@@ -867,7 +869,14 @@ def extract_features(paths: Sequence[PathLike], output_dir: PathLike, predictor,
     centre crop, RGB in [-1, 1], flow from `flow.compute_flow`).
 
     Resumable: existing outputs are skipped (each file is written under a
-    temporary name and renamed, so an existing one is complete). A video that
+    temporary name and renamed, so an existing one is complete). The settings
+    that change the features (the model's weights, streams, window, stride,
+    flow method, decoding, crop, precision) are recorded in the folder
+    (`FEATURE_SETTINGS_FILE`); a rerun with other settings is refused before
+    any work (`outputs.OutputError` naming what differs) unless `overwrite`,
+    which recomputes everything. Inputs from different folders are mirrored
+    under their common folder (`a/x.mp4`, `b/x.mp4` -> `a/x.npy`, `b/x.npy`);
+    two inputs that would still share an output are refused. A video that
     fails is reported and the others go on.
 
     Args:
@@ -886,13 +895,18 @@ def extract_features(paths: Sequence[PathLike], output_dir: PathLike, predictor,
         fps, short_side: decoding.
         image_size: crop size (default: the model's, else 224).
         batch_size: windows per forward pass.
-        root: common folder of `paths`, to keep relative folders in the output.
+        root: common folder of `paths`, to keep relative folders in the output
+            (default: the deepest folder holding them all).
         overwrite: recompute existing outputs.
         progress: a progress line with ETA on stderr.
 
     Returns:
         `{"written": [paths], "skipped": [paths], "failed": [(video, reason)],
         "feature_dim": D, "streams": [...]}`.
+
+    Raises:
+        outputs.OutputError: `output_dir` is a file, two inputs would write one
+            output, or the folder holds features made with other settings.
 
     Example:
 
@@ -924,9 +938,23 @@ def extract_features(paths: Sequence[PathLike], output_dir: PathLike, predictor,
     estimator = flow_lib.create_flow_estimator(flow_method) if "flow" in streams else None
     report = {"written": [], "skipped": [], "failed": [], "streams": list(streams),
               "feature_dim": int(sum(m.outputs[0].shape[-1] for m in models.values()))}
+    outputs.check_output_dir(output_dir, inputs=paths)
+    paths = list(dict.fromkeys(Path(p) for p in paths))  # a video given twice is done once
+    if root is None and len(paths) > 1:
+        root = outputs.common_root(paths)
+    pairs = [(video, feature_output_path(video, output_dir, root)) for video in paths]
+    outputs.unique_outputs(pairs)
+    settings = {"weights": _weights_fingerprint(models), "streams": list(streams),
+                "window": window, "stride": stride or window,
+                "flow_method": flow_method if "flow" in streams else None, "fps": fps,
+                "short_side": short_side, "image_size": list(size),
+                "precision": keras.config.dtype_policy().name}
+    record = outputs.SettingsRecord(output_dir, FEATURE_SETTINGS_FILE)
+    if record.check(settings, has_outputs=any(out.is_file() for _, out in pairs),
+                    overwrite=overwrite) == "recompute":
+        overwrite = True
     todo = []
-    for video in paths:
-        out = feature_output_path(video, output_dir, root)
+    for video, out in pairs:
         if not overwrite and out.is_file():
             report["skipped"].append(str(out))
         else:
@@ -940,15 +968,8 @@ def extract_features(paths: Sequence[PathLike], output_dir: PathLike, predictor,
                                        flow_method=flow_method, fps=fps,
                                        short_side=short_side, estimator=estimator)
             features = _video_features(inputs, calls, window, stride, batch_size)
-            out.parent.mkdir(parents=True, exist_ok=True)
-            tmp = out.with_name(out.name + f".tmp{os.getpid()}")
-            try:
-                with open(tmp, "wb") as f:
-                    np.save(f, features.astype(np.float32))
-                os.replace(tmp, out)
-            finally:
-                if tmp.exists():
-                    tmp.unlink()
+            with outputs.atomic_path(out) as tmp, open(tmp, "wb") as f:
+                np.save(f, features.astype(np.float32))
             report["written"].append(str(out))
             bar.update(1)
         except Exception as error:  # noqa: BLE001 (one bad video never stops the rest)
@@ -956,6 +977,18 @@ def extract_features(paths: Sequence[PathLike], output_dir: PathLike, predictor,
             bar.update(1, failed=1)
     bar.close()
     return report
+
+
+def _weights_fingerprint(models: Dict[str, keras.Model]) -> str:
+    """A short hash of the models' weights: features from other weights differ."""
+    import hashlib  # noqa: PLC0415
+
+    digest = hashlib.sha256()
+    for name, model in models.items():
+        digest.update(name.encode())
+        for weight in model.weights:
+            digest.update(np.ascontiguousarray(keras.ops.convert_to_numpy(weight)).tobytes())
+    return digest.hexdigest()[:16]
 
 
 def find_videos(inputs: Sequence[PathLike]) -> Tuple[List[Path], Optional[Path]]:

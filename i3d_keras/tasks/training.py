@@ -26,7 +26,7 @@ import tensorflow as tf
 
 from i3d_keras.models import i3d as i3d_model
 from i3d_keras.runtime import precision
-from i3d_keras.utils import plotting
+from i3d_keras.utils import outputs, plotting
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 PRECISIONS = precision.PRECISIONS
@@ -126,6 +126,15 @@ def validate_config(config):
         value = getattr(config, name)
         check(isinstance(value, int) and value > 0,
               f"`{name}` must be a positive integer. Received: {name}={value}")
+    from i3d_keras.weights import deepmind, pretrained  # noqa: PLC0415 (light: no download)
+
+    init = config.init
+    if init != "scratch" and init not in pretrained.KEYWORDS \
+            and init not in deepmind.CHECKPOINT_NAMES:
+        check(Path(init).is_file() or Path(init + ".index").is_file()
+              or Path(init).is_dir(),
+              f"`init` must be 'scratch', one of {pretrained.KEYWORDS}, a DeepMind checkpoint "
+              f"name or an existing weights file. Received: init={init!r} (no such file)")
     if config.dataset is not None:
         check(Path(config.dataset).is_dir(),
               f"Expected a folder of prepared shards (tools/prepare_dataset.py). "
@@ -489,6 +498,74 @@ def _best_so_far(history, monitor):
     return max(values) if values else None
 
 
+#: What `train` writes into a run folder (and `overwrite` removes: nothing else).
+RUN_FILES = ("config.json", "classes.txt", "backup", "last.keras", "best.keras",
+             "history.csv", "tensorboard", "training_curves.png", "done.json")
+#: Settings that do not change what a run computes: a rerun may change them.
+_RESUMABLE_CHANGES = ("output_dir", "overwrite", "verbose", "xla", "strategy",
+                      "num_cpu_devices")
+
+
+def check_run(config):
+    """Checks a run before any work: its settings (`validate_config`) and its
+    folder, which must not hold a run of other settings, nor run files without
+    a run's config, unless `config.overwrite`.
+
+    Returns:
+        The resolved config (recipe defaults filled in).
+
+    Raises:
+        TrainingError: a bad setting.
+        outputs.OutputError: the folder is a file, or holds another run.
+    """
+    config = config.resolved()
+    validate_config(config)
+    out = outputs.check_output_dir(config.output_dir)
+    if not config.overwrite and out.is_dir():
+        _check_run_folder(out, config)
+    return config
+
+
+def _check_run_folder(out: Path, config) -> None:
+    saved = out / "config.json"
+    if not saved.exists():
+        found = [name for name in RUN_FILES if (out / name).exists()]
+        if found:
+            raise outputs.OutputError(
+                f"--output_dir {str(out)!r} holds {', '.join(found)} but no config.json of a "
+                "run; pass --overwrite to replace them, or choose another --output_dir")
+        return
+    try:
+        previous = json.loads(saved.read_text())
+        if not isinstance(previous, dict):
+            raise ValueError("not a JSON object")
+    except (OSError, ValueError) as error:
+        raise outputs.OutputError(
+            f"--output_dir {str(out)!r}: its config.json cannot be read ({error}); pass "
+            "--overwrite to start the run over, or choose another --output_dir") from None
+    current = dataclasses.asdict(config)
+    keep = [k for k in current if k not in _RESUMABLE_CHANGES]
+    differ = outputs.differences({k: previous.get(k) for k in keep},
+                                 {k: current[k] for k in keep})
+    if differ:
+        raise outputs.OutputError(
+            f"--output_dir {str(out)!r} holds a run with other settings: {differ}; rerun "
+            "with the same settings to resume, pass --overwrite to start over (its run files "
+            "are deleted), or choose another --output_dir")
+
+
+def _remove_run(out: Path) -> None:
+    """Deletes what `train` wrote into `out` (`RUN_FILES`), nothing else."""
+    import shutil  # noqa: PLC0415
+
+    for name in RUN_FILES:
+        path = out / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
+
+
 def train(config, strategy=None, callbacks=()):
     """Trains (or resumes) a run; returns a summary dict.
 
@@ -509,20 +586,17 @@ def train(config, strategy=None, callbacks=()):
     >>> summary["best_val_accuracy"] >= 0.9  # doctest: +SKIP
     True
     """
-    config = config.resolved()
-    validate_config(config)
+    config = check_run(config)
     out = Path(config.output_dir)
     done_marker = out / "done.json"
     if done_marker.exists() and not config.overwrite:
         summary = json.loads(done_marker.read_text())
         summary["already_done"] = True
         return summary
-    if config.overwrite and out.exists():
-        import shutil  # noqa: PLC0415
-
-        shutil.rmtree(out)
+    if config.overwrite:
+        _remove_run(out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=1))
+    outputs.write_json(out / "config.json", dataclasses.asdict(config))
 
     keras.utils.set_random_seed(config.seed)
     policy, reason = precision.choose_precision(config.mixed_precision)
@@ -539,8 +613,12 @@ def train(config, strategy=None, callbacks=()):
             f"{steps} steps (fewer clips than batch_size={config.batch_size}?)"
         )
     with strategy.scope():
-        model = build_model(config, len(class_names),
-                            synchronized_batch_norm=strategy.num_replicas_in_sync > 1)
+        try:
+            model = build_model(config, len(class_names),
+                                synchronized_batch_norm=strategy.num_replicas_in_sync > 1)
+        except (ValueError, FileNotFoundError) as error:  # e.g. --init of another model
+            raise TrainingError(f"Cannot build the model (--init {config.init!r}, "
+                                f"--freeze_until {config.freeze_until!r}): {error}") from None
         model.compile(
             optimizer=make_optimizer(config, steps * config.epochs),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -612,8 +690,8 @@ def train(config, strategy=None, callbacks=()):
 
 
 __all__ = [
-    "MOTION_RECIPE", "PAPER_RECIPE", "TrainConfig", "TrainingError", "build_datasets",
-    "build_model", "freeze_until", "install_multi_worker_fixes", "learning_rate_schedule",
-    "make_strategy", "plot_history", "read_history", "resolve_precision", "split_cpu", "train",
-    "validate_config",
+    "MOTION_RECIPE", "PAPER_RECIPE", "RUN_FILES", "TrainConfig", "TrainingError",
+    "build_datasets", "build_model", "check_run", "freeze_until", "install_multi_worker_fixes",
+    "learning_rate_schedule", "make_strategy", "plot_history", "read_history",
+    "resolve_precision", "split_cpu", "train", "validate_config",
 ]

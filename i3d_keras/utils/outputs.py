@@ -313,7 +313,7 @@ class SettingsRecord:
     >>> record.check({"window": 32}, has_outputs=True)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    i3d_keras.utils.outputs.OutputError: --output_dir ... holds outputs made with other settings: window 64 there, 32 now; pass --overwrite to recompute them, or choose another --output_dir
+    i3d_keras.utils.outputs.OutputError: --output_dir ... other settings: window 64 there, 32 now; ...
     """
 
     def __init__(self, folder: PathLike, name: str, flag: str = "output_dir"):
@@ -370,11 +370,7 @@ class SettingsRecord:
         if problem is None and recorded is None:
             problem = "no record of the settings that made them (an older version's run?)"
         elif problem is None:
-            problem = "other settings: " + "; ".join(
-                f"{key} {_show(recorded.get(key, '(unset)'))} there, "
-                f"{_show(settings.get(key, '(unset)'))} now"
-                for key in sorted(set(recorded) | set(settings))
-                if recorded.get(key) != settings.get(key))
+            problem = "other settings: " + differences(recorded, settings)
         if not overwrite:
             raise OutputError(
                 f"--{self.flag} {str(self.folder)!r} holds outputs made with {problem}; pass "
@@ -384,10 +380,24 @@ class SettingsRecord:
         return "recompute"
 
 
+def differences(recorded: Mapping, settings: Mapping) -> str:
+    """`"window 64 there, 32 now; stride ..."` for each key whose values differ.
+
+    Example:
+
+    >>> differences({"stream": "rgb", "epochs": 5}, {"stream": "flow", "epochs": 5})
+    'stream rgb there, flow now'
+    """
+    return "; ".join(f"{key} {_show(recorded.get(key, '(unset)'))} there, "
+                     f"{_show(settings.get(key, '(unset)'))} now"
+                     for key in sorted(set(recorded) | set(settings))
+                     if recorded.get(key) != settings.get(key))
+
+
 def _show(value) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
 __all__ = ["OutputError", "SettingsRecord", "atomic_open", "atomic_path", "check_input_path",
-           "check_output_dir", "check_output_file", "common_root", "fingerprint", "same_file",
-           "unique_outputs", "write_json"]
+           "check_output_dir", "check_output_file", "common_root", "differences", "fingerprint",
+           "same_file", "unique_outputs", "write_json"]

@@ -171,7 +171,7 @@ def _run_tool(*args):
 def test_prepare_dataset_cli(tmp_path):
     missing = _run_tool("tools/prepare_dataset.py", "--layout", "folder", "--root",
                         str(tmp_path / "nope"), "--output_dir", str(tmp_path / "o"))
-    assert missing.returncode != 0 and "does not exist" in missing.stderr
+    assert missing.returncode == 2 and "--root: no such folder" in missing.stderr
     assert "Traceback" not in missing.stderr
     _video(tmp_path / "src" / "a" / "x.avi")
     (tmp_path / "src" / "a" / "bad.mp4").write_bytes(b"bad" * 30)

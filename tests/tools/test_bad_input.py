@@ -1,0 +1,310 @@
+"""The tools under bad input: nothing a user owns is lost, every mistake gets a
+sentence (exit 2) and no traceback, checked before any work starts.
+
+The issue's sweep as tests: each tool is run as a user runs it (a subprocess,
+`python tools/NAME.py ...`) on real files in `tmp_path`; the inputs' bytes are
+compared before and after.
+"""
+
+import dataclasses
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+TOOLS = sorted(p.stem for p in (ROOT / "tools").glob("*.py"))
+#: Numeric flags that take any value (a seed); every other int or float flag is bounded.
+UNBOUNDED = {"seed"}
+
+
+def run_tool(tool, *args, cwd=None, timeout=600):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
+    env.pop("I3D_KERAS_VERBOSE", None)
+    return subprocess.run([sys.executable, str(ROOT / "tools" / f"{tool}.py"), *map(str, args)],
+                          capture_output=True, text=True, cwd=cwd, env=env, timeout=timeout)
+
+
+def assert_usage_error(run, *phrases, alone=True):
+    """Exit 2, one `TOOL: error: ...` line on standard error, no traceback.
+
+    With `alone=False` the tool's own status lines (`TOOL: precision ...`) may
+    come first: checks that need the loaded model (its weights' fingerprint).
+    """
+    assert run.returncode == 2, run.stdout[-2000:] + run.stderr[-3000:]
+    assert "Traceback" not in run.stderr, run.stderr[-3000:]
+    lines = [line for line in run.stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if ": error: " in line]
+    assert len(errors) == 1 and lines[-1] == errors[0], run.stderr
+    assert len(lines) == 1 or not alone, run.stderr
+    for phrase in phrases:
+        assert phrase in errors[0], errors[0]
+    return errors[0]
+
+
+def snapshot(*paths):
+    """`{path: bytes}` of files (and the files in folders), to compare after a run."""
+    found = {}
+    for path in paths:
+        path = Path(path)
+        for item in ([path] if path.is_file() else sorted(path.rglob("*"))):
+            if item.is_file():
+                found[item] = item.read_bytes()
+    return found
+
+
+def write_clip(path, frames=12, size=(48, 64), seed=0):
+    from i3d_keras.data.video import write_video
+
+    rng = np.random.default_rng(seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_video(path, rng.integers(0, 255, (frames, *size, 3), dtype=np.uint8), fps=25)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """Real inputs: two clips of the same name in two folders, an RGB and a
+    flow model (.keras), a corrupt .keras, a labels file, a plain file."""
+    import i3d_keras
+
+    root = tmp_path_factory.mktemp("inputs")
+    clips = [write_clip(root / "a" / "clip.mp4", seed=1), write_clip(root / "b" / "clip.mp4",
+                                                                      seed=2)]
+    models = {}
+    for stream in ("rgb", "flow"):
+        model = i3d_keras.InceptionI3D(3, stream, frames=None, image_size=32,
+                                       name=f"tiny_{stream}")
+        models[stream] = root / f"{stream}.keras"
+        model.save(models[stream])
+    corrupt = root / "corrupt.keras"
+    corrupt.write_bytes(models["rgb"].read_bytes()[:5000])  # truncated
+    labels = root / "labels.txt"
+    labels.write_text("a\nb\nc\n")
+    plain = root / "a_file.txt"
+    plain.write_text("not a folder\n")
+    return {"root": root, "clips": clips, "rgb": models["rgb"], "flow": models["flow"],
+            "corrupt": corrupt, "labels": labels, "file": plain}
+
+
+# ---------------------------------------------------------------------------
+# Every flag checked at parse time
+# ---------------------------------------------------------------------------
+
+_LIST_FLAGS = """
+import importlib.util, json, sys
+from absl import flags
+spec = importlib.util.spec_from_file_location("tool_under_test", sys.argv[1])
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+found = []
+for flag in flags.FLAGS.get_flags_for_module("tool_under_test"):
+    parser = flag.parser
+    found.append({"name": flag.name, "type": flag.flag_type(),
+                  "lower": getattr(parser, "lower_bound", None),
+                  "upper": getattr(parser, "upper_bound", None)})
+print(json.dumps(found))
+"""
+
+
+@pytest.mark.parametrize("tool", TOOLS)
+def test_every_numeric_flag_is_bounded_and_a_bad_value_is_a_usage_error(tool, tmp_path):
+    listing = subprocess.run([sys.executable, "-c", _LIST_FLAGS, str(ROOT / "tools" /
+                                                                     f"{tool}.py")],
+                             capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert listing.returncode == 0, listing.stderr[-2000:]
+    numeric = [f for f in json.loads(listing.stdout.splitlines()[-1])
+               if f["type"] in ("int", "float")]
+    unbounded = [f["name"] for f in numeric if f["lower"] is None and f["name"] not in UNBOUNDED]
+    assert not unbounded, f"{tool}: numeric flags without a range: {unbounded}"
+    # Each bounded flag, one below its range: refused while parsing, before any work.
+    for flag in [f for f in numeric if f["lower"] is not None]:
+        bad = flag["lower"] - 1
+        run = run_tool(tool, f"--{flag['name']}={bad}", cwd=tmp_path, timeout=120)
+        assert_usage_error(run, f"--{flag['name']}")
+        assert not list(tmp_path.iterdir()), f"{tool} --{flag['name']}={bad} wrote files"
+
+
+# ---------------------------------------------------------------------------
+# 1. A user's files are never replaced without --overwrite
+# ---------------------------------------------------------------------------
+
+def test_predict_never_writes_its_json_over_an_input_or_an_existing_file(files, tmp_path):
+    clip = files["clips"][0]
+    before = snapshot(clip)
+    run = run_tool("predict", "--model", files["rgb"], "--json", clip, clip)
+    assert_usage_error(run, "one of the inputs")
+    existing = tmp_path / "results.json"
+    existing.write_text("mine")
+    run = run_tool("predict", "--model", files["rgb"], "--json", existing, clip)
+    assert_usage_error(run, "exists; pass --overwrite")
+    folder = tmp_path / "a_folder"
+    folder.mkdir()
+    assert_usage_error(run_tool("predict", "--model", files["rgb"], "--json", folder, clip),
+                       "is a folder")
+    assert snapshot(clip) == before and existing.read_text() == "mine"
+    # With --overwrite it is replaced (atomically), with the results.
+    run = run_tool("predict", "--model", files["rgb"], "--json", existing, "--overwrite",
+                   "--mixed_precision", "float32", clip)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert json.loads(existing.read_text())[0]["ok"] is True
+
+
+def test_fvd_never_replaces_its_inputs_or_outputs(tmp_path):
+    rng = np.random.default_rng(0)
+    real = tmp_path / "real.npz"
+    np.savez(real, features=rng.normal(size=(8, 16)))
+    before = snapshot(real)
+    assert_usage_error(run_tool("fvd", "--real", real, "--save_stats", real), "one of the inputs")
+    taken = tmp_path / "fvd.json"
+    taken.write_text("mine")
+    assert_usage_error(run_tool("fvd", "--real", real, "--generated", real, "--json", taken),
+                       "exists; pass --overwrite")
+    assert snapshot(real) == before and taken.read_text() == "mine"
+    # A set against itself: a distance of 0, not "-0.0000".
+    run = run_tool("fvd", "--real", real, "--generated", real, "--json", taken, "--overwrite")
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "FVD: 0.0000" in run.stdout and json.loads(taken.read_text())["fvd"] >= 0
+
+
+def test_export_checks_every_path_before_loading_a_model(files, tmp_path):
+    existing = tmp_path / "model.tflite"
+    existing.write_bytes(b"mine")
+    run = run_tool("export", "--format", "tflite", "--rgb_model", files["rgb"], "--output",
+                   existing)
+    assert_usage_error(run, "exists; pass --overwrite")
+    assert existing.read_bytes() == b"mine"
+    assert_usage_error(run_tool("export", "--rgb_model", files["rgb"], "--base_dir",
+                                files["file"]), "--base_dir", "is a file")
+    assert_usage_error(run_tool("export", "--rgb_model", files["corrupt"], "--base_dir",
+                                tmp_path / "sm"), "not a Keras model file")
+    assert_usage_error(run_tool("export", "--rgb_model", files["flow"], "--base_dir",
+                                tmp_path / "sm"),
+                       "a flow model where an RGB model is expected")
+    assert_usage_error(run_tool("export", "--rgb_model", tmp_path / "missing.keras"),
+                       "no such file")
+    assert not (tmp_path / "sm").exists()
+
+
+# ---------------------------------------------------------------------------
+# 2. Outputs that collide, resuming with other settings
+# ---------------------------------------------------------------------------
+
+def test_extract_features_keeps_same_named_videos_apart_and_refuses_other_settings(files,
+                                                                                  tmp_path):
+    out = tmp_path / "features"
+    common = ["--model", files["rgb"], "--mixed_precision", "float32", "--output_dir", out]
+    run = run_tool("extract_features", *common, "--window", "4", *files["clips"])
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "2 written" in run.stdout
+    written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.npy"))
+    assert written == ["a/clip.npy", "b/clip.npy"]
+    assert not np.array_equal(np.load(out / "a" / "clip.npy"), np.load(out / "b" / "clip.npy"))
+    before = snapshot(out)
+    # The same command resumes; another window is refused before any work.
+    again = run_tool("extract_features", *common, "--window", "4", *files["clips"])
+    assert again.returncode == 0 and "2 already done" in again.stdout
+    line = assert_usage_error(
+        run_tool("extract_features", *common, "--window", "8", *files["clips"]),
+        "window 4 there, 8 now", "--overwrite", alone=False)
+    assert "stride" in line  # the default stride follows the window
+    assert snapshot(out) == before
+    redo = run_tool("extract_features", *common, "--window", "8", "--overwrite", *files["clips"])
+    assert redo.returncode == 0 and "2 written" in redo.stdout, redo.stderr[-3000:]
+    assert np.load(out / "a" / "clip.npy").shape == (1, 1024)
+    assert_usage_error(run_tool("extract_features", *common[:-1], files["file"],
+                                *files["clips"]), "--output_dir", "is a file")
+
+
+def test_extract_flow_refuses_other_settings_and_collisions(files, tmp_path):
+    out = tmp_path / "flow"
+    listing = tmp_path / "list.txt"
+    listing.write_text("\n".join(str(c) for c in files["clips"]) + "\n")
+    common = ["--input", listing, "--output_dir", out, "--method", "dis", "--workers", "1"]
+    run = run_tool("extract_flow", *common, "--short_side", "32")
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.flow.npz")) == \
+        ["a/clip.mp4.flow.npz", "b/clip.mp4.flow.npz"]
+    before = snapshot(out)
+    assert_usage_error(run_tool("extract_flow", *common, "--short_side", "40"),
+                       "short_side 32 there, 40 now")
+    assert snapshot(out) == before
+    assert_usage_error(run_tool("extract_flow", "--input", listing, "--output_dir",
+                                files["file"]), "is a file")
+
+
+def test_prepare_dataset_refuses_other_settings_and_a_file_as_folder(files, tmp_path):
+    source = tmp_path / "videos"
+    for i, label in enumerate(("walk", "walk", "run", "run")):
+        write_clip(source / label / f"v{i}.avi", frames=6, seed=i)
+    out = tmp_path / "shards"
+    common = ["--layout", "folder", "--root", source, "--output_dir", out, "--workers", "1"]
+    run = run_tool("prepare_dataset", *common, "--short_side", "32")
+    assert run.returncode == 0, run.stderr[-3000:]
+    before = snapshot(out)
+    assert_usage_error(run_tool("prepare_dataset", *common, "--short_side", "64"),
+                       "short_side 32 there, 64 now", alone=False)
+    assert snapshot(out) == before
+    assert_usage_error(run_tool("prepare_dataset", "--layout", "folder", "--root", source,
+                                "--output_dir", files["file"]), "is a file")
+    motion = tmp_path / "motion"
+    small = ["--layout", "motion", "--output_dir", motion, "--num_train", "4", "--num_val", "2"]
+    assert run_tool("prepare_dataset", *small).returncode == 0
+    assert_usage_error(run_tool("prepare_dataset", *small), "holds the dataset 'motion'")
+
+
+def test_train_refuses_a_run_folder_of_other_settings(files, tmp_path):
+    from i3d_keras.tasks import training
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    config = training.TrainConfig(stream="rgb", output_dir=str(run_dir)).resolved()
+    (run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=1))
+    (run_dir / "last.keras").write_bytes(b"an interrupted run's checkpoint")
+    before = snapshot(run_dir)
+    line = assert_usage_error(run_tool("train", "--stream", "flow", "--output_dir", run_dir),
+                              "stream rgb there, flow now", "--overwrite")
+    assert "arch" not in line  # only what differs is named
+    assert snapshot(run_dir) == before
+    assert_usage_error(run_tool("train", "--output_dir", files["file"]), "is a file")
+    assert_usage_error(run_tool("train", "--init", tmp_path / "missing.keras", "--output_dir",
+                                tmp_path / "r2"), "init")
+    # A folder of the user's own, without a run: --overwrite removes the run's files only.
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    training._remove_run(mine)  # noqa: SLF001
+    assert (mine / "notes.txt").read_text() == "keep me"
+
+
+# ---------------------------------------------------------------------------
+# 3. Finished work is not lost to an output checked only at the end
+# ---------------------------------------------------------------------------
+
+def test_evaluate_checks_its_outputs_before_evaluating(files, tmp_path):
+    for args, phrase in ((("--output_dir", files["file"]), "is a file"),
+                         (("--json", tmp_path), "is a folder")):
+        run = run_tool("evaluate", "--model", files["rgb"], *args)
+        line = assert_usage_error(run, phrase)
+        assert "evaluate:" in line and "video" not in run.stdout
+
+
+def test_corrupt_models_are_named_as_such(files):
+    assert_usage_error(run_tool("describe", "--model", files["corrupt"]),
+                       "not a Keras model file")
+    assert_usage_error(run_tool("predict", "--model", files["corrupt"], files["clips"][0]),
+                       "not a Keras model file", alone=False)
+
+
+def test_a_flag_that_needs_another_and_unexpected_arguments(files, tmp_path):
+    assert_usage_error(run_tool("extract_features", "--model", files["rgb"], "--stride", "4",
+                                "--output_dir", tmp_path / "f", files["clips"][0]),
+                       "--stride needs --window")
+    assert_usage_error(run_tool("serving_client", tmp_path / "missing.mp4"), "no such file")
+    # The messages name what was expected and what was received.
+    line = assert_usage_error(run_tool("describe", "--frames", "0"), "--frames")
+    assert re.search(r"0 is not .*(positive|>= 1)", line), line
