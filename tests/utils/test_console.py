@@ -175,3 +175,54 @@ def test_export_prints_no_tensorflow_info(run_folder, tmp_path):
     for text in (out.stdout, out.stderr):
         assert not any(p in text for p in LIBRARY_PREFIXES + ("Assets written", "I1", "INFO"))
     assert out.stdout.startswith(f"SavedModel written to {tmp_path / 'tiny' / '1'}")
+
+
+_TOOL_SCRIPT = """
+import sys, time
+from i3d_keras.utils import console, outputs
+console.setup(force=True)
+what = sys.argv[1]
+sys.argv[:] = ["tool_name.py"]  # the tool's name in its messages
+
+def main(argv):
+    if what == "output":
+        raise outputs.OutputError("--json 'x.json' exists; pass --overwrite to replace it")
+    if what == "bug":
+        raise ZeroDivisionError("a bug")
+    if what == "wait":
+        print("ready", flush=True)
+        time.sleep(60)
+
+console.run(main, interrupted="interrupted; rerun the same command to resume")
+"""
+
+
+@pytest.mark.parametrize("what, code, expected", [
+    ("output", 2, "tool_name: error: --json 'x.json' exists; pass --overwrite to replace it"),
+    ("bug", 1, "tool_name: error: this is a bug in i3d_keras"),
+])
+def test_run_turns_usage_errors_into_a_sentence_and_shows_bugs(what, code, expected):
+    run = subprocess.run([sys.executable, "-c", _TOOL_SCRIPT, what], capture_output=True,
+                         text=True, timeout=120, cwd=ROOT)
+    assert run.returncode == code, run.stderr
+    lines = run.stderr.strip().splitlines()
+    assert lines[-1].startswith(expected)
+    if what == "output":
+        assert len(lines) == 1  # a mistake of the user's: no traceback
+    else:
+        assert "Traceback" in run.stderr and "ZeroDivisionError: a bug" in run.stderr
+
+
+def test_ctrl_c_ends_with_a_sentence_and_exit_130():
+    import signal
+
+    proc = subprocess.Popen([sys.executable, "-c", _TOOL_SCRIPT, "wait"], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == console.EXIT_INTERRUPTED == 130
+    assert err.strip() == "tool_name: interrupted; rerun the same command to resume"
