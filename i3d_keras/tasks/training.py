@@ -596,7 +596,6 @@ def train(config, strategy=None, callbacks=()):
     if config.overwrite:
         _remove_run(out)
     out.mkdir(parents=True, exist_ok=True)
-    outputs.write_json(out / "config.json", dataclasses.asdict(config))
 
     keras.utils.set_random_seed(config.seed)
     policy, reason = precision.choose_precision(config.mixed_precision)
@@ -627,6 +626,8 @@ def train(config, strategy=None, callbacks=()):
                          k=min(5, len(class_names)), name="top5_accuracy")],
             jit_compile=xla,
         )
+    # Written once the run can start (a bad --init leaves no run to refuse later).
+    outputs.write_json(out / "config.json", dataclasses.asdict(config))
     (out / "classes.txt").write_text("\n".join(class_names) + "\n")
 
     csv_path = out / "history.csv"
