@@ -24,7 +24,14 @@ features_settings.json) stops before any work unless --overwrite. Videos of
 different folders keep their relative paths under --output_dir. A video that fails
 is reported (with the decoder's reason) and the others go on. Results go to
 standard output, progress and messages to standard error; --verbose shows the
-libraries' logs. Exit status: 0 all done, 1 some videos failed, 2 a usage error.
+libraries' logs. Exit status: 0 all done, 1 some videos failed (or broke in the
+middle: their windows before the break are written), 2 a usage error.
+
+With --window, videos are streamed: frames are decoded, resized and cropped as
+the windows need them and flow is computed per frame pair as it arrives, so
+memory stays bounded by the window, stride and batch size whatever the video's
+length (hours are fine); progress shows the position in the video and the
+real-time factor. Without --window the whole video is one clip, held in memory.
 """
 
 
@@ -92,7 +99,9 @@ def main(argv):
           f"{_OUTPUT.value}")
     for video, reason in report["failed"]:
         print(f"  failed: {video}: {reason}")
-    if report["failed"]:
+    for video, where in report["partial"]:
+        print(f"  partial: {video}: {where}; the windows before the break were written")
+    if report["failed"] or report["partial"]:
         raise SystemExit(console.EXIT_FAILED)
 
 

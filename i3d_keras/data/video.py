@@ -171,58 +171,92 @@ def _with_decoder_messages(path: PathLike, fn, *args):
     raise failure
 
 
+def source_fps(cap: "cv2.VideoCapture") -> float:
+    """The container's frame rate, or 25 where it is missing or absurd."""
+    fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+    return fps if math.isfinite(fps) and 0 < fps < 1000 else 25.0
+
+
+def resampled_frames(cap: "cv2.VideoCapture", path: PathLike, fps: Optional[float],
+                     short_side: Optional[int], start: float = 0.0, end: Optional[float] = None,
+                     max_frames: Optional[int] = None, state: Optional[Dict] = None):
+    """Yields the RGB frames of an open capture at `fps`, short side `short_side`.
+
+    The one decoding loop of the package (`read_video` collects it,
+    `i3d_keras.data.streaming.VideoStream` streams it): output frame k is the
+    source frame nearest to `start + k / fps`; frames not needed are grabbed,
+    never converted. One frame is held at a time.
+
+    Args:
+      cap: an opened `cv2.VideoCapture` (released by the caller).
+      path: the source's name, for errors.
+      fps, short_side, start, end, max_frames: as in `read_video`.
+      state: an optional dict that receives `"source_frames"` (frames grabbed
+        so far), `"source_fps"` and `"exhausted"` (the source ended).
+
+    Yields:
+      uint8 `[H, W, 3]` RGB frames.
+
+    Raises:
+      VideoDecodeError: a frame larger than `MAX_FRAME_PIXELS`.
+    """
+    state = {} if state is None else state
+    src_fps = source_fps(cap)
+    out_fps = src_fps if fps is None else float(fps)
+    state.update(source_frames=0, source_fps=src_fps, exhausted=False, emitted=0)
+    next_k = 0  # index of the next output frame
+    j = -1  # index of the last grabbed source frame
+    last_frame = None
+    while True:
+        if max_frames is not None and next_k >= max_frames:
+            return
+        t_k = start + next_k / out_fps
+        if end is not None and t_k >= end - 1e-9:
+            return
+        wanted = int(math.floor(t_k * src_fps + 0.5))  # nearest source frame
+        if wanted <= j and last_frame is not None:
+            # Upsampling: one source frame serves several outputs.
+            next_k += 1
+            state["emitted"] = next_k
+            yield last_frame
+            continue
+        while j < wanted:  # skipped frames are grabbed, never converted
+            if not cap.grab():
+                state["exhausted"] = True
+                return
+            j += 1
+            state["source_frames"] = j + 1
+        ok, frame = cap.retrieve()
+        if not ok or frame is None:
+            state["exhausted"] = True
+            return
+        if frame.shape[0] * frame.shape[1] > MAX_FRAME_PIXELS:
+            raise VideoDecodeError(path, f"frame too large: shape={frame.shape}")
+        frame = _to_rgb(frame)
+        if short_side is not None:
+            frame = resize_short_side_np(frame, short_side)
+        last_frame = frame
+        next_k += 1
+        state["emitted"] = next_k
+        yield frame
+
+
 def _decode(path: PathLike, fps: Optional[float], short_side: Optional[int], start: float,
             end: Optional[float], max_frames: Optional[int]) -> np.ndarray:
     cap = _open(path)
+    state: Dict = {}
     try:
-        src_fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
-        if not (math.isfinite(src_fps) and 0 < src_fps < 1000):
-            src_fps = 25.0  # unknown rate: treat as the target rate
-        out_fps = src_fps if fps is None else float(fps)
-        frames = []
-        next_k = 0  # index of the next output frame
-        j = -1  # index of the last grabbed source frame
-        last_frame = None
-        exhausted = False
-        while not exhausted:
-            if max_frames is not None and len(frames) >= max_frames:
-                break
-            t_k = start + next_k / out_fps
-            if end is not None and t_k >= end - 1e-9:
-                break
-            wanted = int(math.floor(t_k * src_fps + 0.5))  # nearest source frame
-            if wanted <= j and last_frame is not None:
-                # Upsampling: one source frame serves several outputs.
-                frames.append(last_frame)
-                next_k += 1
-                continue
-            while j < wanted:  # skipped frames are grabbed, never converted
-                if not cap.grab():
-                    exhausted = True
-                    break
-                j += 1
-            if exhausted:
-                break
-            ok, frame = cap.retrieve()
-            if not ok or frame is None:
-                break
-            if frame.shape[0] * frame.shape[1] > MAX_FRAME_PIXELS:
-                raise VideoDecodeError(path, f"frame too large: shape={frame.shape}")
-            frame = _to_rgb(frame)
-            if short_side is not None:
-                frame = resize_short_side_np(frame, short_side)
-            last_frame = frame
-            frames.append(frame)
-            next_k += 1
+        frames = list(resampled_frames(cap, path, fps, short_side, start, end, max_frames,
+                                       state))
     finally:
         cap.release()
     if not frames:
-        if j < 0 or (start == 0 and last_frame is None and j <= 0):
+        n = state.get("source_frames", 0)
+        if n == 0 or start == 0:
             raise VideoDecodeError(path, "no frames could be decoded (zero-frame or corrupt video)")
-        n = j + 1
         raise VideoDecodeError(
             path, f"clip [{start}, {end}) s lies outside the video "
-                  f"({n} frames at {src_fps:g} fps = {n / src_fps:.2f} s)")
+                  f"({n} frames at {state['source_fps']:g} fps = {n / state['source_fps']:.2f} s)")
     return np.stack(frames)
 
 

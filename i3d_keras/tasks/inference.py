@@ -865,6 +865,11 @@ def extract_features(paths: Sequence[PathLike], output_dir: PathLike, predictor,
     The feature is `Mixed_5c` averaged over time and space: 1024-d per
     stream (RGB, flow), or the 2048-d concatenation [rgb, flow] for both
     (Carreira & Zisserman, CVPR 2017, the layer before the logits head).
+    With a `window`, videos are streamed (`i3d_keras.data.streaming`): frames
+    are decoded, resized and cropped as the windows need them and flow is
+    computed per frame pair as they arrive, so memory is bounded by the
+    window, stride and batch, not by the video's length; without one, the
+    whole video is one clip, held whole.
     Inputs follow the paper's test preprocessing (25 fps, short side 256,
     centre crop, RGB in [-1, 1], flow from `flow.compute_flow`).
 
@@ -902,7 +907,9 @@ def extract_features(paths: Sequence[PathLike], output_dir: PathLike, predictor,
 
     Returns:
         `{"written": [paths], "skipped": [paths], "failed": [(video, reason)],
-        "feature_dim": D, "streams": [...]}`.
+        "partial": [(video, where it broke)], "feature_dim": D, "streams": [...]}`;
+        a video that breaks in the middle keeps the windows before the break
+        (written, and listed in "partial").
 
     Raises:
         outputs.OutputError: `output_dir` is a file, two inputs would write one
@@ -953,6 +960,7 @@ def extract_features(paths: Sequence[PathLike], output_dir: PathLike, predictor,
     if record.check(settings, has_outputs=any(out.is_file() for _, out in pairs),
                     overwrite=overwrite) == "recompute":
         overwrite = True
+    report["partial"] = []
     todo = []
     for video, out in pairs:
         if not overwrite and out.is_file():
@@ -964,10 +972,18 @@ def extract_features(paths: Sequence[PathLike], output_dir: PathLike, predictor,
     bar.update(len(report["skipped"]), skipped=len(report["skipped"]))
     for video, out in todo:
         try:
-            inputs = load_video_inputs(video, streams, image_size=size, num_frames=None,
-                                       flow_method=flow_method, fps=fps,
-                                       short_side=short_side, estimator=estimator)
-            features = _video_features(inputs, calls, window, stride, batch_size)
+            if window is None:  # one clip of the whole video: it is held whole
+                inputs = load_video_inputs(video, streams, image_size=size, num_frames=None,
+                                           flow_method=flow_method, fps=fps,
+                                           short_side=short_side, estimator=estimator)
+                features = _video_features(inputs, calls, window, stride, batch_size)
+            else:
+                features, broken = stream_features(
+                    video, calls, window=window, stride=stride, batch_size=batch_size,
+                    image_size=size, flow_method=flow_method, fps=fps, short_side=short_side,
+                    estimator=estimator, progress=progress)
+                if broken:
+                    report["partial"].append((str(video), broken))
             with outputs.atomic_path(out) as tmp, open(tmp, "wb") as f:
                 np.save(f, features.astype(np.float32))
             report["written"].append(str(out))
@@ -977,6 +993,63 @@ def extract_features(paths: Sequence[PathLike], output_dir: PathLike, predictor,
             bar.update(1, failed=1)
     bar.close()
     return report
+
+
+def stream_features(source, calls: Dict[str, Callable], *, window: int,
+                    stride: Optional[int] = None, batch_size: int = 4, image_size=224,
+                    flow_method: str = "tvl1", fps: Optional[float] = DEFAULT_FPS,
+                    short_side: Optional[int] = DEFAULT_SHORT_SIDE, estimator=None,
+                    progress: bool = False) -> Tuple[np.ndarray, Optional[str]]:
+    """Features of every window of a video, read as the windows need it.
+
+    Holds one batch of windows (`batch_size` x `window` cropped frames, shared
+    between overlapping windows), whatever the video's length
+    (`streaming.sliding_windows`; the windows of `window_starts`).
+
+    Args:
+        source: a video file (or camera index or stream URL).
+        calls: `{stream: fn([B, T, h, w, C]) -> [B, D]}`.
+        window, stride, batch_size: see `extract_features`.
+        image_size: crop size; fps, short_side: decoding.
+        flow_method, estimator: flow for the "flow" stream.
+        progress: a line with the position and the real-time factor on stderr.
+
+    Returns:
+        `(features [num_windows, sum of D], broken)`: `broken` is None, or
+        where the video broke (the windows before the break are kept).
+
+    Raises:
+        VideoDecodeError: a video that cannot be opened or has no frame.
+    """
+    from i3d_keras.data import streaming  # noqa: PLC0415
+
+    stream = streaming.VideoStream(source, fps=fps, short_side=short_side)
+    bar = streaming.StreamProgress(stream, "features", enabled=progress)
+    items = streaming.model_inputs(stream, tuple(calls), crop=_size_pair(image_size),
+                                   flow_method=flow_method, estimator=estimator)
+    rows: Dict[str, List[np.ndarray]] = {s: [] for s in calls}
+    batch: List[list] = []
+
+    def flush():
+        for name, call in calls.items():
+            clips = np.stack([streaming.to_clip(items_, name) for items_ in batch])
+            rows[name].append(np.asarray(call(tf.convert_to_tensor(clips)), np.float32))
+        batch.clear()
+
+    def counted(iterable):
+        for item in iterable:
+            bar.update()
+            yield item
+
+    for _, items_ in streaming.sliding_windows(counted(items), window, stride):
+        batch.append(items_)
+        if len(batch) == batch_size:
+            flush()
+    if batch:
+        flush()
+    bar.close()
+    features = np.concatenate([np.concatenate(rows[s]) for s in calls], axis=-1)
+    return features, stream.broken
 
 
 def _weights_fingerprint(models: Dict[str, keras.Model]) -> str:
