@@ -118,8 +118,9 @@ def read_measurement(cpu: hardware.CpuInfo, cache_dir: Optional[str] = None) -> 
     of this exact machine (another CPU, core count, TensorFlow version,
     oneDNN setting or measured piece).
     """
-    entry = _read_cache(cache_path(cache_dir)).get(_key_digest(machine_key(cpu)))
-    if not isinstance(entry, dict) or entry.get("machine") != machine_key(cpu):
+    key = machine_key(cpu)
+    entry = _read_cache(cache_path(cache_dir)).get(_key_digest(key))
+    if not isinstance(entry, dict) or entry.get("machine") != key:
         return None
     timings = entry.get("timings")
     return timings if valid_timings(timings) else None
