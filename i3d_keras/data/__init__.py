@@ -1,6 +1,8 @@
 """Data: video decoding, optical flow, preprocessing, TFRecords, tf.data pipelines.
 
 - `video.py`: decoding with OpenCV (25 fps, short side 256).
+- `streaming.py`: videos, cameras and streams read as the work needs them
+  (frames, flow and sliding windows in bounded memory).
 - `flow.py`: TV-L1 (and DIS) optical flow, clipped to [-20, 20], in parallel.
 - `preprocessing.py`: pure tensor ops on `[frames, height, width, channels]`
   shared by the input pipelines and the serving graph.

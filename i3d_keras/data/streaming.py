@@ -28,7 +28,6 @@ Example:
 from __future__ import annotations
 
 import collections
-import itertools
 import os
 import re
 import time
@@ -210,8 +209,8 @@ def center_crop_frame(frame: np.ndarray, size) -> np.ndarray:
     return frame[top:top + h, left:left + w]
 
 
-def flow_fields(frames: Iterable[np.ndarray], method: str = "tvl1", *, estimator=None,
-                bound: float = flow_lib.FLOW_BOUND) -> Iterator[np.ndarray]:
+def flow_fields(frames: Iterable[np.ndarray], method: str = "tvl1", *, estimator=None
+                ) -> Iterator[np.ndarray]:
     """Yields the normalised flow of each frame as frames arrive (one behind).
 
     The same fields as `flow.compute_flow` over the whole video: field t is
@@ -221,27 +220,25 @@ def flow_fields(frames: Iterable[np.ndarray], method: str = "tvl1", *, estimator
 
     Args:
         frames: uint8 `[H, W, 3]` frames.
-        method, estimator, bound: as in `flow.compute_flow`.
+        method, estimator: as in `flow.compute_flow`.
 
     Yields:
         float32 `[H, W, 2]`.
     """
     fn = estimator or flow_lib.create_flow_estimator(method)
-    prev_gray, last = None, None
+    previous, last = None, None
     for frame in frames:
-        gray = flow_lib._gray(frame)  # noqa: SLF001 (the flow module's conversion)
-        if prev_gray is not None:
-            field = np.clip(np.asarray(fn(prev_gray, gray), np.float32), -bound, bound) / bound
-            yield field
-            last = field
-        prev_gray = gray
-    if prev_gray is not None:
-        yield last if last is not None else np.zeros((*prev_gray.shape[:2], 2), np.float32)
+        if previous is not None:
+            last = _field(fn, previous, frame)
+            yield last
+        previous = frame
+    if previous is not None:
+        yield last if last is not None else np.zeros((*previous.shape[:2], 2), np.float32)
 
 
 def model_inputs(frames: Iterable[np.ndarray], streams: Sequence[str] = ("rgb",), *,
-                 crop=224, flow_method: str = "tvl1", estimator=None
-                 ) -> Iterator[Dict[str, np.ndarray]]:
+                 crop=224, flow_method: str = "tvl1", estimator=None, needed=None
+                 ) -> Iterator[Optional[Dict[str, np.ndarray]]]:
     """The paper's test inputs, frame by frame: `{"rgb": ..., "flow": ...}`.
 
     RGB is the centre crop, kept as uint8 (4x smaller than float; `to_clip`
@@ -253,22 +250,57 @@ def model_inputs(frames: Iterable[np.ndarray], streams: Sequence[str] = ("rgb",)
         streams: "rgb" and/or "flow".
         crop: crop size, int or `(h, w)`.
         flow_method, estimator: see `flow_fields`.
+        needed: optional `fn(index) -> bool`; frames it rejects (the gaps
+            between windows, `in_some_window`) yield None and cost no flow.
 
     Yields:
         `{"rgb": uint8 [h, w, 3], "flow": float32 [h, w, 2]}` (the asked streams).
     """
     streams = tuple(streams)
     if "flow" not in streams:
-        for frame in frames:
-            yield {"rgb": center_crop_frame(frame, crop)}
+        for index, frame in enumerate(frames):
+            yield {"rgb": center_crop_frame(frame, crop)} \
+                if needed is None or needed(index) else None
         return
-    # Flow lags a frame behind: pair each frame with its field.
-    source, for_flow = itertools.tee(frames)
-    for frame, field in zip(source, flow_fields(for_flow, flow_method, estimator=estimator)):
-        item = {"flow": center_crop_frame(field, crop)}
-        if "rgb" in streams:
-            item["rgb"] = center_crop_frame(frame, crop)
-        yield item
+    fn = estimator or flow_lib.create_flow_estimator(flow_method)
+    previous, previous_field = None, None
+    for index, frame in enumerate(frames):
+        # Field t (frame t -> t + 1) is known when frame t + 1 arrives.
+        if previous is not None:
+            field = None
+            if needed is None or needed(index - 1):
+                field = _field(fn, previous[1], frame)
+            elif needed(index):  # the next frame's field may repeat this one at the end
+                field = previous_field
+            yield _item(previous[1], field, streams, crop) \
+                if needed is None or needed(index - 1) else None
+            previous_field = field
+        previous = (index, frame)
+    if previous is not None:
+        last_field = previous_field if previous_field is not None else \
+            np.zeros((*previous[1].shape[:2], 2), np.float32)
+        yield _item(previous[1], last_field, streams, crop) \
+            if needed is None or needed(previous[0]) else None
+
+
+def _field(fn, frame, following, bound: float = flow_lib.FLOW_BOUND) -> np.ndarray:
+    gray, nxt = flow_lib._gray(frame), flow_lib._gray(following)  # noqa: SLF001
+    return np.clip(np.asarray(fn(gray, nxt), np.float32), -bound, bound) / bound
+
+
+def _item(frame, field, streams, crop) -> Dict[str, np.ndarray]:
+    item = {"flow": center_crop_frame(field, crop)}
+    if "rgb" in streams:
+        item["rgb"] = center_crop_frame(frame, crop)
+    return item
+
+
+def in_some_window(window: int, stride: Optional[int] = None):
+    """`fn(index) -> bool`: whether an item lies in a window of
+    `sliding_windows(items, window, stride)` (False in the gaps of a stride
+    larger than the window)."""
+    stride = window if stride is None else stride
+    return lambda index: index % stride < window
 
 
 def to_clip(items: Sequence[Dict[str, np.ndarray]], stream: str) -> np.ndarray:
@@ -279,8 +311,8 @@ def to_clip(items: Sequence[Dict[str, np.ndarray]], stream: str) -> np.ndarray:
     return clip.astype(np.float32, copy=False)
 
 
-def sliding_windows(items: Iterable[Item], window: int, stride: Optional[int] = None
-                    ) -> Iterator[Tuple[int, List[Item]]]:
+def sliding_windows(items: Iterable[Item], window: int, stride: Optional[int] = None, *,
+                    tail: bool = False) -> Iterator[Tuple[int, List[Item]]]:
     """Groups a stream into windows, holding at most one window of items.
 
     Window i covers items `[i * stride, i * stride + window)`; items after the
@@ -293,6 +325,10 @@ def sliding_windows(items: Iterable[Item], window: int, stride: Optional[int] = 
         items: any iterable (frames, `model_inputs` dicts).
         window: items per window, >= 1.
         stride: items between window starts, >= 1 (default: `window`).
+        tail: (with `stride == window` only) the items after the last whole
+            window form a last, shorter window, and a stream shorter than one
+            window is one short window, not looped: every item is in exactly
+            one window (`inference.predict_windows`' whole-video chunks).
 
     Yields:
         `(start, items)`: the first item's index and a list of `window` items.
@@ -303,12 +339,17 @@ def sliding_windows(items: Iterable[Item], window: int, stride: Optional[int] = 
     [(0, [0, 1, 2]), (2, [2, 3, 4]), (4, [4, 5, 6])]
     >>> list(sliding_windows(range(2), window=3))
     [(0, [0, 1, 0])]
+    >>> list(sliding_windows(range(7), window=3, tail=True))
+    [(0, [0, 1, 2]), (3, [3, 4, 5]), (6, [6])]
     """
     if window < 1:
         raise ValueError(f"`window` must be >= 1. Received: window={window}")
     stride = window if stride is None else stride
     if stride < 1:
         raise ValueError(f"`stride` must be >= 1. Received: stride={stride}")
+    if tail and stride != window:
+        raise ValueError(f"`tail` needs `stride == window`. Received: window={window}, "
+                         f"stride={stride}")
     held: collections.deque = collections.deque(maxlen=window)
     next_start, count, emitted = 0, 0, False
     for index, item in enumerate(items):
@@ -322,7 +363,9 @@ def sliding_windows(items: Iterable[Item], window: int, stride: Optional[int] = 
             next_start += stride
             while len(held) > max(0, window - stride):  # keep the overlap only
                 held.popleft()
-    if not emitted and count:
+    if tail and held:
+        yield next_start, list(held)
+    elif not emitted and count:
         looped = list(held)
         yield 0, [looped[i % len(looped)] for i in range(window)]
 
@@ -382,4 +425,4 @@ class StreamProgress:
 
 
 __all__ = ["StreamProgress", "VideoStream", "center_crop_frame", "flow_fields",
-           "is_live_source", "model_inputs", "sliding_windows", "to_clip"]
+           "in_some_window", "is_live_source", "model_inputs", "sliding_windows", "to_clip"]

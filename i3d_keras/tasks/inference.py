@@ -812,6 +812,172 @@ def predict_videos(paths: Sequence[PathLike], predictor, *, top_k: int = 5,
 
 
 # ----------------------------------------------------------------------------
+# Windows over long videos and live streams
+# ----------------------------------------------------------------------------
+
+#: Without windows, a video of up to this many frames (10 s at 25 fps, a
+#: Kinetics clip) is classified in one pass; a longer one in consecutive
+#: chunks of this length whose logits are averaged, weighted by length.
+WHOLE_VIDEO_FRAMES = 250
+
+
+def _top(probs: np.ndarray, k: int, predictor: Predictor) -> List[Dict]:
+    order = np.argsort(-probs, kind="stable")[:k]
+    return [{"class": predictor.class_name(int(i)), "index": int(i),
+             "probability": float(probs[i])} for i in order]
+
+
+def predict_windows(source, predictor, *, window: Optional[int] = None,
+                    stride: Optional[int] = None, top_k: int = 5, batch_size: int = 1,
+                    flow_method: str = "tvl1", fps: Optional[float] = DEFAULT_FPS,
+                    short_side: Optional[int] = DEFAULT_SHORT_SIDE, image_size=None,
+                    max_frames: Optional[int] = None, on_window: Optional[Callable] = None,
+                    progress: bool = True) -> Dict:
+    """Classifies a video window by window, reading it as the windows need it.
+
+    Memory is bounded by the window (and `batch_size`), whatever the video's
+    length: frames are decoded, resized and cropped as they arrive, flow is
+    computed for the windows' own frames only (`i3d_keras.data.streaming`).
+
+    * With `window`: the top-k classes of every window (the windows of
+      `extract_features`: window i covers frames `[i * stride, i * stride +
+      window)`, a video shorter than a window gives one looped window, a
+      stride larger than the window leaves gaps), and for the whole video the
+      average of the windows' logits.
+    * Without: the whole-video answer. Up to `WHOLE_VIDEO_FRAMES` frames it is
+      the paper's protocol, one pass over the whole video; a longer video is
+      cut into consecutive chunks of that length (the last one shorter) whose
+      logits are averaged, weighted by their frames. It differs from one pass
+      only at the chunks' borders, where a pass sees the neighbouring frames
+      and a chunk sees the convolutions' zero padding; I3D's logits are a
+      mean over time, so the averages agree closely.
+
+    A source that breaks in the middle keeps the windows before the break
+    (`"broken"` says where). Live sources (a camera index, a stream URL) run
+    until they end or Ctrl-C (`KeyboardInterrupt` propagates: pass `on_window`
+    to keep each window as it comes).
+
+    Args:
+        source: a video file, camera index or stream URL.
+        predictor: a `Predictor` (or anything `load_predictor` takes).
+        window: frames per window, or None for the whole-video answer.
+        stride: frames between window starts (default: `window`).
+        top_k: classes kept per window and for the video.
+        batch_size: windows per forward pass (1 for live sources: each window
+            is reported as soon as it is complete).
+        flow_method: flow for two-stream models ("tvl1": paper; "dis": fast).
+        fps, short_side, image_size: decoding and crop.
+        max_frames: stop after this many frames (live sources).
+        on_window: `fn(window_dict)` called as each window is classified.
+        progress: a progress line (position, real-time factor) on stderr.
+
+    Returns:
+        `{"video", "ok", "error", "live", "fps", "num_frames", "window",
+        "stride", "windows": [{"index", "start", "end", "start_frame",
+        "end_frame", "top_k": [{"class", "index", "probability"}],
+        "probabilities"}], "top_k", "broken", "seconds",
+        "realtime_factor"}`; times in seconds of video. A source that cannot
+        be read gets `ok=False` and an `error`.
+
+    Example:
+
+    >>> result = predict_windows("match.mp4", load_predictor("kinetics"),
+    ...                          window=64, stride=32)  # doctest: +SKIP
+    >>> result["windows"][0]["top_k"][0]["class"]  # doctest: +SKIP
+    'playing basketball'
+    """
+    from i3d_keras.data import streaming  # noqa: PLC0415
+
+    predictor = load_predictor(predictor)
+    for name, value in (("window", window), ("stride", stride)):
+        if value is not None and value < 1:
+            raise ValueError(f"`{name}` must be >= 1 or None. Received: {name}={value}")
+    if top_k < 1 or batch_size < 1:
+        raise ValueError(f"`top_k` and `batch_size` must be >= 1. Received: top_k={top_k}, "
+                         f"batch_size={batch_size}")
+    if predictor.frames is not None and window != predictor.frames:
+        raise ValueError(f"The model takes clips of exactly {predictor.frames} frames. "
+                         f"Received: window={window}")
+    whole = window is None
+    length = WHOLE_VIDEO_FRAMES if whole else window
+    stride = length if whole else (stride or window)
+    size = _size_pair(image_size or predictor.image_size)
+    k = min(top_k, predictor.num_classes)
+    stream = streaming.VideoStream(source, fps=fps, short_side=short_side,
+                                   max_frames=max_frames)
+    result = {"video": str(source), "ok": False, "error": None, "live": stream.live,
+              "fps": stream.output_fps, "window": window, "stride": None if whole else stride,
+              "windows": [], "top_k": [], "broken": None, "num_frames": 0}
+    estimator = flow_lib.create_flow_estimator(flow_method) if "flow" in predictor.streams \
+        else None
+    bar = streaming.StreamProgress(stream, "predict", enabled=progress)
+    t0 = time.monotonic()
+    model_seconds = 0.0
+    logits_sum, weight_sum = None, 0.0
+    batch: List[Tuple[int, list]] = []
+
+    def counted(iterable):
+        for item in iterable:
+            bar.update()
+            yield item
+
+    def flush():
+        nonlocal logits_sum, weight_sum, model_seconds
+        t1 = time.monotonic()
+        # Whole-video chunks differ in length only at the end: one pass each.
+        groups = [batch] if not whole else [[b] for b in batch]
+        for group in groups:
+            clips = {s: np.stack([streaming.to_clip(items, s) for _, items in group])
+                     for s in predictor.streams}
+            logits, _ = predictor.logits(clips)
+            for (start, items), row in zip(group, logits.astype(np.float64)):
+                frames = len(items) if whole else window
+                logits_sum = row * frames if logits_sum is None else logits_sum + row * frames
+                weight_sum += frames
+                if whole:
+                    continue
+                probs = _softmax(row)
+                entry = {"index": len(result["windows"]), "start_frame": start,
+                         "end_frame": start + window,
+                         "start": start / stream.output_fps,
+                         "end": (start + window) / stream.output_fps,
+                         "top_k": _top(probs, k, predictor),
+                         "probabilities": [float(p) for p in probs]}
+                result["windows"].append(entry)
+                if on_window is not None:
+                    on_window(entry)
+        model_seconds += time.monotonic() - t1
+        batch.clear()
+
+    try:
+        items = streaming.model_inputs(
+            stream, predictor.streams, crop=size, flow_method=flow_method,
+            estimator=estimator, needed=None if whole else streaming.in_some_window(
+                window, stride))
+        for start, items_ in streaming.sliding_windows(counted(items), length, stride,
+                                                       tail=whole):
+            batch.append((start, items_))
+            if len(batch) >= batch_size:
+                flush()
+        if batch:
+            flush()
+        result["ok"] = True
+    except Exception as error:  # noqa: BLE001 (a bad video is a result, not a crash)
+        result["error"] = _describe_error(error)
+    finally:
+        bar.close()
+        elapsed = time.monotonic() - t0
+        result["num_frames"] = stream.frames_read
+        result["broken"] = stream.broken
+        result["seconds"] = {"total": elapsed, "model": model_seconds}
+        result["realtime_factor"] = stream.position / elapsed if elapsed > 0 else None
+        if logits_sum is not None:
+            result["top_k"] = _top(_softmax(logits_sum / weight_sum), k, predictor)
+            result["ok"] = result["ok"] or bool(result["windows"])
+    return result
+
+
+# ----------------------------------------------------------------------------
 # Features
 # ----------------------------------------------------------------------------
 
@@ -1026,7 +1192,8 @@ def stream_features(source, calls: Dict[str, Callable], *, window: int,
     stream = streaming.VideoStream(source, fps=fps, short_side=short_side)
     bar = streaming.StreamProgress(stream, "features", enabled=progress)
     items = streaming.model_inputs(stream, tuple(calls), crop=_size_pair(image_size),
-                                   flow_method=flow_method, estimator=estimator)
+                                   flow_method=flow_method, estimator=estimator,
+                                   needed=streaming.in_some_window(window, stride))
     rows: Dict[str, List[np.ndarray]] = {s: [] for s in calls}
     batch: List[list] = []
 

@@ -1,6 +1,9 @@
-"""Helpers of the tools: console output and plots.
+"""Helpers of the tools: console output, what they write, downloads, plots.
 
 - `console.py`: what the command-line tools print, their exit codes.
+- `outputs.py`: the one rule for output paths (never replace without
+  --overwrite, atomic writes, settings records of resumable work).
+- `downloads.py`: downloads that say how to go on offline.
 - `plotting.py`: Matplotlib without a display, for the PNG plots.
 """
 

@@ -454,6 +454,10 @@ def run(main: Callable[[List[str]], Optional[int]], argv: Optional[List[str]] = 
             fail(str(error))
         except KeyboardInterrupt:
             fail(interrupted, EXIT_INTERRUPTED)
+        except BrokenPipeError:  # `tool ... | head`: the reader has gone; stop quietly
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            sys.exit(EXIT_FAILED)
         except (SystemExit, app.UsageError):
             raise
         except Exception:  # noqa: BLE001 (a bug: show it, and say so)

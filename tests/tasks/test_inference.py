@@ -296,3 +296,105 @@ def test_find_videos(videos, tmp_path):
     found, root = inference.find_videos([str(listing), "x.gif"])
     assert found == [tmp_path / "a.mp4", inference.Path("/abs/b.avi"), inference.Path("x.gif")]
     assert root is None
+
+
+# ----------------------------------------------------------------------------
+# Windows over long videos and live streams
+# ----------------------------------------------------------------------------
+
+def _long_clip(path, frames, fps=25):
+    rng = np.random.default_rng(3)
+    clip = rng.integers(0, 90, (frames, 40, 56, 3), dtype=np.uint8)
+    for t in range(frames):
+        clip[t, 10:22, (2 * t) % 40:(2 * t) % 40 + 12] = (250, 200, 10)
+    return video.write_video(path, clip, fps=fps)
+
+
+def test_predict_windows_times_and_logits(two_stream, tmp_path):
+    clip = _long_clip(tmp_path / "long.avi", 40)
+    seen = []
+    result = inference.predict_windows(clip, two_stream, window=16, stride=8, top_k=2,
+                                       batch_size=2, flow_method="dis", on_window=seen.append,
+                                       progress=False)
+    assert result["ok"] and result["num_frames"] == 40 and result["broken"] is None
+    windows = result["windows"]
+    assert [w["start_frame"] for w in windows] == inference.window_starts(40, 16, 8)
+    assert seen == windows
+    first = windows[1]
+    assert first["start"] == pytest.approx(8 / 25) and first["end"] == pytest.approx(24 / 25)
+    assert len(first["top_k"]) == 2 and first["top_k"][0]["class"] in NAMES
+    # A window's logits are the predictor's on that window's frames.
+    inputs = inference.load_video_inputs(clip, ("rgb", "flow"), image_size=SIZE,
+                                         flow_method="dis")
+    logits, _ = two_stream.logits({k: v[None, 8:24] for k, v in inputs.items()})
+    np.testing.assert_allclose(first["probabilities"], _softmax(logits[0]), atol=1e-4)
+    # Gaps (a stride above the window) and a video shorter than a window.
+    gaps = inference.predict_windows(clip, two_stream, window=8, stride=20, flow_method="dis",
+                                     progress=False)
+    assert [w["start_frame"] for w in gaps["windows"]] == [0, 20]
+    short = inference.predict_windows(clip, two_stream, window=64, flow_method="dis",
+                                      progress=False)
+    assert len(short["windows"]) == 1 and short["windows"][0]["end_frame"] == 64
+
+
+def test_whole_video_answer_is_one_pass_up_to_the_limit_then_averaged_chunks(
+        two_stream, tmp_path, monkeypatch):
+    clip = _long_clip(tmp_path / "clip.avi", 30)
+    one_pass, = inference.predict_videos([clip], two_stream, top_k=5, flow_method="dis",
+                                         progress=False)
+    streamed = inference.predict_windows(clip, two_stream, top_k=5, flow_method="dis",
+                                         progress=False)
+    assert streamed["windows"] == [] and streamed["num_frames"] == 30
+    for a, b in zip(one_pass["top_k"], streamed["top_k"]):
+        assert a["class"] == b["class"] and a["probability"] == pytest.approx(
+            b["probability"], abs=1e-4)
+    # Longer than the limit: chunks of 12, 12 and 6 frames, averaged by length.
+    monkeypatch.setattr(inference, "WHOLE_VIDEO_FRAMES", 12)
+    chunked = inference.predict_windows(clip, two_stream, top_k=5, flow_method="dis",
+                                        progress=False)
+    inputs = inference.load_video_inputs(clip, ("rgb", "flow"), image_size=SIZE,
+                                         flow_method="dis")
+    parts = [two_stream.logits({k: v[None, a:b] for k, v in inputs.items()})[0][0]
+             for a, b in ((0, 12), (12, 24), (24, 30))]
+    expected = _softmax((12 * parts[0] + 12 * parts[1] + 6 * parts[2]) / 30)
+    got = {i["index"]: i["probability"] for i in chunked["top_k"]}
+    for index, probability in got.items():
+        assert probability == pytest.approx(expected[index], abs=1e-4)
+
+
+def test_predict_windows_keeps_the_windows_before_a_break(two_stream, tmp_path):
+    whole = _long_clip(tmp_path / "whole.avi", 80)
+    broken = tmp_path / "broken.avi"
+    data = whole.read_bytes()
+    broken.write_bytes(data[: len(data) // 2])
+    result = inference.predict_windows(broken, two_stream, window=8, flow_method="dis",
+                                       progress=False)
+    assert result["ok"] and 3 <= len(result["windows"]) < 10
+    assert "the video broke at" in result["broken"]
+    failed = inference.predict_windows(tmp_path / "missing.avi", two_stream, window=8,
+                                       progress=False)
+    assert not failed["ok"] and "does not exist" in failed["error"]
+
+
+def test_predict_windows_reads_a_live_stream_over_http(two_stream, tmp_path):
+    import functools
+    import http.server
+    import threading
+
+    _long_clip(tmp_path / "cam.avi", 24)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/cam.avi"
+        result = inference.predict_windows(url, two_stream, window=8, flow_method="dis",
+                                           progress=False)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result["live"] and result["ok"], result["error"]
+    assert [w["start_frame"] for w in result["windows"]] == [0, 8, 16]
+    nowhere = inference.predict_windows("http://127.0.0.1:9/none.avi", two_stream, window=8,
+                                        progress=False)
+    assert not nowhere["ok"] and "cannot open the stream" in nowhere["error"]
