@@ -39,6 +39,8 @@ TUNE_ENV = "I3D_KERAS_TUNE"
 # both the forward pass and the training step: below, its rounding and the
 # run-to-run noise of a shared machine (10-20%) are not worth it.
 SPEEDUP_NEEDED = 1.15
+# A bfloat16 time this many times float32's ends the measurement early.
+CLEARLY_SLOWER = 2.0
 CACHE_FILE = "precision.json"
 # Bumped when the measured piece changes: older measurements are then stale.
 PIECE_VERSION = 1
@@ -197,7 +199,9 @@ def measure_precisions(*, frames: int = 8, image_size: int = 28, batch: int = 1,
     training-mode forward and backward (BatchNorm on batch statistics,
     gradients of every variable). After one warm-up (tracing) call each, the
     precisions alternate `repeats` times, so that a shared machine's drift
-    hits both; each time is a median. 4-5 s on a 2-core AMD EPYC (Zen 5).
+    hits both; each time is a median. 3.5-7 s on a 2-core AMD EPYC (Zen 5). Where
+    bfloat16 is emulated (several times slower), one round after the warm-up
+    is enough (`CLEARLY_SLOWER`).
 
     Python's and NumPy's global random state and Keras' dtype policy are
     restored, so a seeded run builds the same weights after a measurement.
@@ -259,6 +263,11 @@ def measure_precisions(*, frames: int = 8, image_size: int = 28, batch: int = 1,
                         start = time.perf_counter()
                         functions[part](x)
                         seconds[setting][part].append(time.perf_counter() - start)
+                # Emulated bfloat16 (no such instructions) runs several times
+                # slower: no need to refine that answer.
+                if any(min(seconds["bfloat16"][part]) > CLEARLY_SLOWER *
+                       max(seconds["float32"][part]) for part in PARTS):
+                    break
     finally:
         random.setstate(python_state)
         np.random.set_state(numpy_state)

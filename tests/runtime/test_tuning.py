@@ -5,9 +5,11 @@ tests/runtime/test_precision.py; here the measurement itself (on a tiny piece,
 any CPU: where bfloat16 is emulated it is slow, not wrong) and the cache file.
 """
 
+import functools
 import json
 import os
 import random
+import time
 
 import keras
 import numpy as np
@@ -34,6 +36,24 @@ def test_the_measurement_times_both_precisions_and_leaves_no_trace():
     assert keras.config.dtype_policy().name == policy
     with pytest.raises(ValueError, match="Received: repeats=0"):
         tuning.measure_precisions(repeats=0)
+
+
+def test_clearly_slower_bfloat16_ends_the_measurement_early(monkeypatch):
+    calls = []
+
+    def timed_functions(model, tf):  # emulated bfloat16: 10x float32's time
+        pause = 0.02 if model.name.endswith("bfloat16") else 0.002
+
+        def run(x, part):
+            calls.append((model.name, part))
+            time.sleep(pause)
+
+        return {part: functools.partial(run, part=part) for part in tuning.PARTS}
+
+    monkeypatch.setattr(tuning, "_timed_functions", timed_functions)
+    result = tuning.measure_precisions(frames=1, image_size=4, repeats=5)
+    assert tuning.bfloat16_speed(result) < 1 / tuning.CLEARLY_SLOWER
+    assert calls.count(("tuning_bfloat16", "train_step")) == 2  # warm-up and one round
 
 
 def test_speed_and_its_description():
