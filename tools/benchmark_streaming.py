@@ -1,0 +1,142 @@
+"""Peak memory and speed of feature extraction and window prediction on long videos.
+
+Generates test videos of the given lengths (320x240 at 25 fps, a moving
+pattern, MJPG), then runs tools/extract_features.py and tools/predict.py
+--window on each in a child process with a random-weight RGB I3D (10 classes,
+224 px, saved once), and reports each run's peak resident memory (the
+child's own, from `os.wait4`), wall time and real-time factor (seconds of
+video per second of work). Memory must not grow with the video's length
+(i3d_keras.data.streaming).
+
+Usage:
+  python tools/benchmark_streaming.py                       # 30 s and 10 min, RGB and RGB+flow
+  python tools/benchmark_streaming.py --seconds 30,120 --streams rgb --json streaming.json
+
+Results go to standard output (and --json), progress to standard error.
+Exit status: 0 done, 1 a run failed, 2 a usage error.
+"""
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from i3d_keras.utils import console  # noqa: E402
+
+console.setup()  # before TensorFlow and OpenCV load: quiet unless --verbose
+
+from absl import flags  # noqa: E402
+
+from i3d_keras.utils import outputs  # noqa: E402
+
+_SECONDS = flags.DEFINE_list("seconds", ["30", "600"], "Video lengths in seconds.")
+_STREAMS = flags.DEFINE_list("streams", ["rgb", "rgb+flow"], "rgb and/or rgb+flow (DIS flow).")
+_WINDOW = flags.DEFINE_integer("window", 64, "Frames per window.", lower_bound=1)
+_BATCH = flags.DEFINE_integer("batch_size", 4, "Windows per forward pass.", lower_bound=1)
+_TOOLS = flags.DEFINE_list("tools", ["extract_features", "predict"], "Tools to run.")
+_PRECISION = flags.DEFINE_string("mixed_precision", "float32", "Passed to the tools.")
+_JSON = flags.DEFINE_string("json", None, "Also write the results to this JSON file.")
+_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace an existing --json file.")
+
+TOOLS = Path(__file__).resolve().parent
+
+
+def write_test_video(path: Path, seconds: int, size=(240, 320), fps: int = 25) -> Path:
+    """A moving colour pattern (like ffmpeg's testsrc), written frame by frame."""
+    import cv2  # noqa: PLC0415
+    import numpy as np  # noqa: PLC0415
+
+    h, w = size
+    y, x = np.mgrid[0:h, 0:w]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), float(fps), (w, h))
+    for t in range(seconds * fps):
+        frame = np.stack([(x + 3 * t) % 256, (y + t) % 256, ((x + y) // 2 + 5 * t) % 256], -1)
+        writer.write(frame.astype(np.uint8))
+    writer.release()
+    return path
+
+
+def run_child(command):
+    """`(seconds, peak MB, returncode, stderr tail)` of a child process (its own
+    peak resident memory, from `os.wait4`)."""
+    start = time.monotonic()
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.monotonic() - start
+    err = proc.stderr.read()
+    proc.stderr.close()
+    return seconds, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status), err[-1500:]
+
+
+def main(argv):
+    if len(argv) > 1:
+        console.fail(f"unexpected arguments {argv[1:]}")
+    try:
+        lengths = [int(s) for s in _SECONDS.value]
+    except ValueError:
+        console.fail(f"--seconds must be whole numbers. Received: {_SECONDS.value}")
+    if not lengths or min(lengths) < 1:
+        console.fail(f"--seconds must be >= 1. Received: {_SECONDS.value}")
+    bad = [s for s in _STREAMS.value if s not in ("rgb", "rgb+flow")] + \
+        [t for t in _TOOLS.value if t not in ("extract_features", "predict")]
+    if bad:
+        console.fail(f"--streams takes rgb, rgb+flow and --tools extract_features, predict. "
+                     f"Received: {bad}")
+    if _JSON.value:
+        outputs.check_output_file(_JSON.value, flag="json", overwrite=_OVERWRITE.value)
+    import i3d_keras  # noqa: PLC0415
+    from i3d_keras.runtime import hardware  # noqa: PLC0415
+
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="i3d_streaming_") as tmp:
+        tmp = Path(tmp)
+        models = {}
+        for stream in ("rgb", "flow"):
+            models[stream] = tmp / f"{stream}.keras"
+            i3d_keras.InceptionI3D(10, stream, frames=None, image_size=224,
+                                   name=f"bench_{stream}").save(models[stream])
+        for seconds in lengths:
+            console.info(f"benchmark_streaming: writing a {seconds} s test video")
+            clip = write_test_video(tmp / f"test_{seconds}s.avi", seconds)
+            for tool in _TOOLS.value:
+                for streams in _STREAMS.value:
+                    both = streams == "rgb+flow"
+                    model = ["--model", str(models["rgb"])] + (
+                        ["--flow_model", str(models["flow"])] if both else [])
+                    common = [*model, "--mixed_precision", _PRECISION.value, "--batch_size",
+                              str(_BATCH.value)]
+                    if tool == "extract_features":
+                        args = [*common, "--window", str(_WINDOW.value), "--output_dir",
+                                str(tmp / f"f_{seconds}_{streams}"), "--flow_method", "dis",
+                                "--streams", "rgb,flow" if both else "rgb"]
+                    else:
+                        args = [*common, "--window", str(_WINDOW.value), "--flow_method",
+                                "dis"]
+                    console.info(f"benchmark_streaming: {tool} {streams} on {seconds} s")
+                    wall, peak, code, err = run_child(
+                        [sys.executable, str(TOOLS / f"{tool}.py"), *args, str(clip)])
+                    row = {"tool": tool, "streams": streams, "video_seconds": seconds,
+                           "wall_seconds": round(wall, 1), "peak_mb": round(peak),
+                           "realtime_factor": round(seconds / wall, 3), "ok": code == 0}
+                    if code:
+                        row["error"] = err
+                    rows.append(row)
+                    print(f"{tool:16s} {streams:8s} {seconds:6d} s video: peak "
+                          f"{row['peak_mb']:6d} MB, {wall:7.1f} s, "
+                          f"{row['realtime_factor']:.2f}x real time"
+                          + ("" if code == 0 else "  FAILED"), flush=True)
+    cpu = hardware.cpu_info()
+    result = {"machine": {"cpu": cpu.model, "kind": cpu.kind, "cores": cpu.cores},
+              "window": _WINDOW.value, "batch_size": _BATCH.value,
+              "precision": _PRECISION.value, "video": "320x240, 25 fps, MJPG", "runs": rows}
+    if _JSON.value:
+        outputs.write_json(_JSON.value, result)
+    if not all(r["ok"] for r in rows):
+        raise SystemExit(console.EXIT_FAILED)
+
+
+if __name__ == "__main__":
+    console.run(main)
