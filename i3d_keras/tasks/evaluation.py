@@ -19,6 +19,12 @@ Views are averaged as logits: the I3D head itself averages logits over time,
 so averaging clips is the nearest thing to one longer clip. Streams are fused
 by a weighted sum of logits (default weights 1: the paper's sum).
 
+Videos come from prepared shards, one example (a whole clip of a dataset,
+seconds long) at a time: the "clips" and "whole" protocols need every frame
+of that one video, nothing more. Long videos (minutes to hours) are not
+dataset examples; classify them window by window with
+`i3d_keras.tasks.inference.predict_windows`, which streams them.
+
 Metrics (`compute_metrics`): top-1 and top-5 accuracy, mean class accuracy
 (mean over the classes present of per-class recall, as reported for UCF101 /
 HMDB51 / Kinetics), per-class accuracy and the confusion matrix (rows: true

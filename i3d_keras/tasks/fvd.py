@@ -616,6 +616,8 @@ def _check_video_values(video, value_range, name, warned):
 
 
 def _videos_from_files(paths, frames, fps):
+    """The first `frames` frames of each file, one file at a time: decoding
+    stops there (`max_frames`), so a long video costs one clip's memory."""
     from i3d_keras.data.video import read_video  # noqa: PLC0415
 
     for path in paths:

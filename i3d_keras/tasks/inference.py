@@ -667,6 +667,10 @@ def load_video_inputs(path: PathLike, streams: Sequence[str] = ("rgb",), *, imag
     computed at that resolution with `flow.compute_flow`, then both streams
     are centre-cropped to `image_size`. RGB is scaled to [-1, 1].
 
+    The whole video is held in memory: the paper's protocol is one pass over
+    one array (a 10-second Kinetics clip). For long videos use
+    `predict_windows` or `stream_features`, which read them as windows.
+
     Args:
         path: a video file OpenCV reads.
         streams: "rgb" and/or "flow".
