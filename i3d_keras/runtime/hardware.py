@@ -9,8 +9,12 @@ operating system (`/proc/cpuinfo` on Linux), never from the CPU's name.
 Example:
 
 >>> from i3d_keras.runtime import hardware
->>> cpu = hardware.cpu_info()
+>>> cpu = hardware.cpu_info()  # this machine's
+>>> cpu = hardware.parse_cpuinfo("model name : AMD EPYC\nflags : avx2 fma\n", cores=2)
 >>> cpu.model, cpu.has("avx2"), cpu.avx512
+('AMD EPYC', True, False)
+>>> cpu.kind
+'x86-64 with AVX2, no AVX-512'
 """
 
 import dataclasses
