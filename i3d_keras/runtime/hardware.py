@@ -9,8 +9,10 @@ operating system (`/proc/cpuinfo` on Linux), never from the CPU's name.
 Example:
 
 >>> from i3d_keras.runtime import hardware
->>> cpu = hardware.cpu_info()  # this machine's
->>> cpu = hardware.parse_cpuinfo("model name : AMD EPYC\nflags : avx2 fma\n", cores=2)
+>>> hardware.cpu_info().cores >= 1  # this machine's CPU
+True
+>>> cpu = hardware.CpuInfo(model="AMD EPYC", vendor="AuthenticAMD",  # an AVX2 CPU
+...                        flags=frozenset({"avx2", "fma"}), cores=2)
 >>> cpu.model, cpu.has("avx2"), cpu.avx512
 ('AMD EPYC', True, False)
 >>> cpu.kind
