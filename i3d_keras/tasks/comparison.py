@@ -116,6 +116,7 @@ def input_frames(model, frames):
 
     Example:
 
+    >>> from i3d_keras.models.baselines import build_architecture
     >>> input_frames(build_architecture("two_stream_2d", 10, 16, 32), 16)
     '1 rgb, 10 flow'
     """
@@ -466,7 +467,15 @@ def format_markdown(rows, config):
     Example:
 
     >>> print(format_markdown([ComparisonRow("i3d", "rgb", 12_000_000, "16 rgb", 10**9)],
-    ...                       {"num_classes": 10}))  # doctest: +SKIP
+    ...                       {"num_classes": 10}))
+    # Architecture comparison (Carreira & Zisserman, CVPR 2017, Tables 1-2)
+    <BLANKLINE>
+    Settings: num_classes=10
+    ...
+    | i3d | rgb | 12,000,000 | 16 rgb | 1.000 | – | – | – | – |
+    <BLANKLINE>
+    Chance: accuracy 10%, within-pair accuracy 50%.
+    ...
     """
     num_classes = config.get("num_classes") or 0
     lines = [
