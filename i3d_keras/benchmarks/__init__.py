@@ -6,6 +6,8 @@
   as a script in a separate Python).
 - `diagnostics.py`: I3D's convolutions and poolings against float64, in
   crash-proof child processes (`tools/doctor.py`).
+- `results.py`: the run record of a benchmark's result file (machine,
+  versions, commit, date), which the documentation's Benchmarks page renders.
 """
 
 from i3d_keras import _api
