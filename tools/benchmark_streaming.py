@@ -16,6 +16,7 @@ Results go to standard output (and --json), progress to standard error.
 Exit status: 0 done, 1 a run failed, 2 a usage error.
 """
 
+import json
 import os
 import subprocess
 import sys
@@ -36,7 +37,8 @@ _STREAMS = flags.DEFINE_list("streams", ["rgb", "rgb+flow"], "rgb and/or rgb+flo
 _WINDOW = flags.DEFINE_integer("window", 64, "Frames per window.", lower_bound=1)
 _BATCH = flags.DEFINE_integer("batch_size", 4, "Windows per forward pass.", lower_bound=1)
 _TOOLS = flags.DEFINE_list("tools", ["extract_features", "predict"], "Tools to run.")
-_PRECISION = flags.DEFINE_string("mixed_precision", "float32", "Passed to the tools.")
+_PRECISION = flags.DEFINE_enum("mixed_precision", "auto", ["auto", "float32", "float16",
+                                                          "bfloat16"], "Passed to the tools.")
 _JSON = flags.DEFINE_string("json", None, "Also write the results to this JSON file.")
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace an existing --json file.")
 
@@ -90,7 +92,12 @@ def main(argv):
     import i3d_keras  # noqa: PLC0415
     from i3d_keras.runtime import hardware  # noqa: PLC0415
 
+    cpu = hardware.cpu_info()
     rows = []
+    result = {"machine": {"cpu": cpu.model, "kind": cpu.kind, "cores": cpu.cores},
+              "date": time.strftime("%Y-%m-%d"), "window": _WINDOW.value,
+              "batch_size": _BATCH.value, "precision": _PRECISION.value,
+              "video": "320x240, 25 fps, MJPG", "runs": rows}
     with tempfile.TemporaryDirectory(prefix="i3d_streaming_") as tmp:
         tmp = Path(tmp)
         models = {}
@@ -113,8 +120,9 @@ def main(argv):
                                 str(tmp / f"f_{seconds}_{streams}"), "--flow_method", "dis",
                                 "--streams", "rgb,flow" if both else "rgb"]
                     else:
+                        report = tmp / f"p_{seconds}_{streams}.json"
                         args = [*common, "--window", str(_WINDOW.value), "--flow_method",
-                                "dis"]
+                                "dis", "--json", str(report)]
                     console.info(f"benchmark_streaming: {tool} {streams} on {seconds} s")
                     wall, peak, code, err = run_child(
                         [sys.executable, str(TOOLS / f"{tool}.py"), *args, str(clip)])
@@ -123,17 +131,19 @@ def main(argv):
                            "realtime_factor": round(seconds / wall, 3), "ok": code == 0}
                     if code:
                         row["error"] = err
+                    elif tool == "predict":  # the forward passes' share of the work
+                        done, = json.loads(report.read_text())
+                        row["model_share"] = round(done["seconds"]["model"] /
+                                                   done["seconds"]["total"], 3)
                     rows.append(row)
                     print(f"{tool:16s} {streams:8s} {seconds:6d} s video: peak "
                           f"{row['peak_mb']:6d} MB, {wall:7.1f} s, "
                           f"{row['realtime_factor']:.2f}x real time"
+                          + (f", forward {row['model_share']:.0%} of it"
+                             if "model_share" in row else "")
                           + ("" if code == 0 else "  FAILED"), flush=True)
-    cpu = hardware.cpu_info()
-    result = {"machine": {"cpu": cpu.model, "kind": cpu.kind, "cores": cpu.cores},
-              "window": _WINDOW.value, "batch_size": _BATCH.value,
-              "precision": _PRECISION.value, "video": "320x240, 25 fps, MJPG", "runs": rows}
-    if _JSON.value:
-        outputs.write_json(_JSON.value, result)
+                    if _JSON.value:  # after every run: a long benchmark keeps what it measured
+                        outputs.write_json(_JSON.value, result)
     if not all(r["ok"] for r in rows):
         raise SystemExit(console.EXIT_FAILED)
 
