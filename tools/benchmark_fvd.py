@@ -55,6 +55,7 @@ def main(argv):
 
     import tensorflow as tf  # noqa: PLC0415
 
+    from i3d_keras.benchmarks import results  # noqa: PLC0415
     from i3d_keras.runtime import hardware  # noqa: PLC0415
     from i3d_keras.tasks import fvd  # noqa: PLC0415
 
@@ -84,6 +85,7 @@ def main(argv):
           f"{result['frames']}x{result['input_size']}x{result['input_size']} -> 224x224; "
           f"{result['cpu']} ({result['cpu_cores']} cores){', GPU' if gpus else ''}")
     if _JSON.value:
+        result["run"] = results.run_record("benchmark_fvd")  # machine, versions, commit, date
         outputs.write_json(_JSON.value, result)
 
 
