@@ -118,6 +118,9 @@ def main(argv):
                   f"{results['on']['train_step']['seconds'] / results['off']['train_step']['seconds']:.2f}",
                   file=sys.stderr)
         if _OUTPUT.value:
+            from i3d_keras.benchmarks import results as run  # noqa: PLC0415
+
+            results["run"] = run.run_record("benchmark")  # machine, versions, commit, date
             with open(_OUTPUT.value, "w") as f:
                 json.dump(results, f, indent=1)
         print(json.dumps({k: {kk: vv for kk, vv in v.items() if kk != "table"}
@@ -153,6 +156,9 @@ def main(argv):
     results["table"] = speed.format_results(results)
     print(results["table"], file=sys.stderr)
     if _OUTPUT.value:
+        from i3d_keras.benchmarks import results as run  # noqa: PLC0415
+
+        results["run"] = run.run_record("benchmark")  # machine, versions, commit, date
         with open(_OUTPUT.value, "w") as f:
             json.dump(results, f, indent=1)
     print(json.dumps(results))
