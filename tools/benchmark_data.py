@@ -11,6 +11,10 @@ A benchmark script, not a test. Measures on this machine:
 Usage:
   python tools/benchmark_data.py                       # uses ../shared/data/videos
   python tools/benchmark_data.py --video my.mp4 --tvl1_pairs 5
+  python tools/benchmark_data.py --json data_speed.json  # also the figures, with the machine
+
+Results go to standard output (and --json, with the run's machine, versions,
+commit and date: i3d_keras.benchmarks.results).
 """
 
 import statistics
@@ -24,6 +28,8 @@ console.setup()  # before TensorFlow and OpenCV load: quiet unless --verbose
 
 from absl import flags  # noqa: E402
 
+from i3d_keras.utils import outputs  # noqa: E402
+
 _SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "videos"
 _VIDEO = flags.DEFINE_string("video", str(_SHARED / "arm_wrestling.mp4"),
                              "A 340x256 video for the flow timings.")
@@ -35,6 +41,8 @@ _PAIRS = flags.DEFINE_integer("pairs", 20, "Frame pairs timed for DIS and Farneb
                               lower_bound=1)
 _CLIPS = flags.DEFINE_integer("clips", 24, "Clips timed per pipeline configuration.",
                               lower_bound=1)
+_JSON = flags.DEFINE_string("json", None, "Also write the results to this JSON file.")
+_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace an existing --json file.")
 
 
 def bench_flow(video):
@@ -48,6 +56,8 @@ def bench_flow(video):
     gray = [_gray(f) for f in frames]
     print(f"flow on {frames.shape[2]}x{frames.shape[1]} frames of {Path(video).name}, "
           "1 OpenCV thread:")
+    result = {"video": Path(video).name, "width": int(frames.shape[2]),
+              "height": int(frames.shape[1]), "opencv_threads": 1, "methods": {}}
     for method, pairs in (("tvl1", _TVL1_PAIRS.value), ("farneback", _PAIRS.value),
                           ("dis", _PAIRS.value)):
         fn = create_flow_estimator(method)
@@ -58,16 +68,21 @@ def bench_flow(video):
             times.append(time.perf_counter() - t0)
         med = statistics.median(times)
         print(f"  {method:10s} median {med:.4f} s/pair ({1 / med:.1f} pairs/s), n={pairs}")
+        result["methods"][method] = {"seconds_per_pair": med, "pairs": pairs}
+    return result
 
 
 def bench_motion():
     from i3d_keras.data import motion_dataset as md
 
+    result = {"clips": 1000, "frames": 16, "size": 32}
     for with_flow in (False, True):
         t0 = time.perf_counter()
         md.generate_motion_clips(1000, num_frames=16, with_flow=with_flow)
-        print(f"motion dataset: 1000 clips 16x32x32 (flow={with_flow}) in "
-              f"{time.perf_counter() - t0:.2f} s")
+        seconds = time.perf_counter() - t0
+        print(f"motion dataset: 1000 clips 16x32x32 (flow={with_flow}) in {seconds:.2f} s")
+        result["seconds_with_flow" if with_flow else "seconds"] = seconds
+    return result
 
 
 def bench_pipeline(videos):
@@ -88,6 +103,8 @@ def bench_pipeline(videos):
         shards = records.write_shards(examples, tmp, "bench_train", 4)
         print(f"pipeline: {len(examples)} videos of {frames.shape} in 4 shards, "
               f"{tf.config.threading.get_inter_op_parallelism_threads() or 'auto'} inter-op threads")
+        result = {"videos": len(examples), "shards": 4, "frames": 64, "crop": 224,
+                  "clips_timed": _CLIPS.value, "clips_per_second": {}}
         for modality in ("rgb", "flow", "both"):
             ds = input_pipeline.build_dataset([str(p) for p in shards], training=True,
                                               modality=modality, num_frames=64, crop_size=224,
@@ -100,6 +117,8 @@ def bench_pipeline(videos):
                 next(it)
             rate = _CLIPS.value / (time.perf_counter() - t0)
             print(f"  training 64x224x224 {modality:5s}: {rate:.2f} clips/s")
+            result["clips_per_second"][modality] = rate
+    return result
 
 
 def main(argv):
@@ -107,9 +126,16 @@ def main(argv):
     for v in (_VIDEO.value, _SECOND.value):
         if not Path(v).is_file():
             console.fail(f"no video at {v!r} (pass --video and --video2)")
-    bench_flow(_VIDEO.value)
-    bench_motion()
-    bench_pipeline([_VIDEO.value, _SECOND.value])
+    if _JSON.value:
+        outputs.check_output_file(_JSON.value, flag="json", overwrite=_OVERWRITE.value,
+                                  inputs=[_VIDEO.value, _SECOND.value])
+    result = {"flow": bench_flow(_VIDEO.value), "motion_dataset": bench_motion(),
+              "pipeline": bench_pipeline([_VIDEO.value, _SECOND.value])}
+    if _JSON.value:
+        from i3d_keras.benchmarks import results  # noqa: PLC0415
+
+        result["run"] = results.run_record("benchmark_data")  # machine, versions, commit, date
+        outputs.write_json(_JSON.value, result)
 
 
 if __name__ == "__main__":
