@@ -106,8 +106,9 @@ def run(listing: Union[datasets.Listing, Sequence[datasets.VideoEntry]], output_
       listing: a `datasets.Listing` or a list of `VideoEntry`.
       output_dir: destination (a local folder for the DirectRunner; a shared
         file system path for distributed runners).
-      name, classes, flow_method, fps, short_side, jpeg_quality, flow_format,
-      videos_per_shard, max_frames: as in `datasets.prepare_dataset`.
+      name: as in `datasets.prepare_dataset`, and so are `classes`,
+        `flow_method`, `fps`, `short_side`, `jpeg_quality`, `flow_format`,
+        `videos_per_shard` and `max_frames`.
       pipeline_args: Beam options, e.g. ["--runner=DirectRunner"] (default).
 
     Returns:

@@ -13,8 +13,8 @@ UCF-101, HMDB-51 and Kinetics):
     time_end, split) with files named `{youtube_id}_{start:06d}_{end:06d}.mp4`
     (already trimmed) or `{youtube_id}.mp4` (cut to [start, end]), flat or in
     folders per class;
-  * `folder_per_class`: root/<class>/<video> (optionally root/<split>/<class>/);
-  * `csv_manifest`: a CSV with path, label[, start, end][, split].
+  * `folder_per_class`: `root/<class>/<video>` (optionally `root/<split>/<class>/`);
+  * `csv_manifest`: a CSV with `path, label[, start, end][, split]`.
 
 `prepare_dataset` decodes (25 fps, short side 256), optionally computes flow,
 and writes `NAME_SPLIT-00000-of-000NN.tfrecord` shards (see
@@ -298,7 +298,7 @@ def kinetics(root: PathLike, csv_path: PathLike, classes: Optional[Sequence[str]
 
 
 def folder_per_class(root: PathLike) -> Listing:
-    """Lists root/<class>/<videos> (any depth below the class folder).
+    """Lists `root/<class>/<videos>` (any depth below the class folder).
 
     If root's sub-folders are split names (train, val, test, ...), each holding
     class folders, entries get that split; otherwise the split is "".
@@ -330,7 +330,7 @@ def folder_per_class(root: PathLike) -> Listing:
 
 def csv_manifest(csv_path: PathLike, root: Optional[PathLike] = None,
                  classes: Optional[Sequence[str]] = None) -> Listing:
-    """Lists the videos of a CSV manifest: path, label[, start, end][, split].
+    """Lists the videos of a CSV manifest: `path, label[, start, end][, split]`.
 
     A header row naming the columns is optional (without one, the column order
     above is assumed). Relative paths are resolved against `root` (default: the

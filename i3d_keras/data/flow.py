@@ -245,8 +245,8 @@ def extract_flow(videos: Sequence[PathLike], output_dir: PathLike, method: str =
       mp_context: multiprocessing start method.
 
     Returns:
-      {"converted": [output paths], "skipped": [existing outputs],
-       "failed": [(video, reason)]}.
+      `{"converted": [output paths], "skipped": [existing outputs],
+        "failed": [(video, reason)]}`.
 
     Raises:
       ValueError: a bad method, fps, short side or worker count.

@@ -274,8 +274,9 @@ def video_files_dataset(paths: Sequence[PathLike], labels: Sequence[int], traini
     Args:
       paths: video files.
       labels: their integer labels.
-      training, modality, num_frames, crop_size, batch_size, eval_sampling,
-      num_clips, label_mode, num_classes, flip, seed: as in `build_dataset`.
+      training: as in `build_dataset`, and so are `modality`, `num_frames`,
+        `crop_size`, `batch_size`, `eval_sampling`, `num_clips`, `label_mode`,
+        `num_classes`, `flip` and `seed`.
       fps: decode frame rate.
       short_side: decode short side.
       flow_method: "dis", "farneback" or "tvl1".
