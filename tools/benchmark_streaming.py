@@ -90,12 +90,14 @@ def main(argv):
     if _JSON.value:
         outputs.check_output_file(_JSON.value, flag="json", overwrite=_OVERWRITE.value)
     import i3d_keras  # noqa: PLC0415
-    from i3d_keras.runtime import hardware  # noqa: PLC0415
+    from i3d_keras.benchmarks import results  # noqa: PLC0415
 
-    cpu = hardware.cpu_info()
+    run = results.run_record("benchmark_streaming")
     rows = []
-    result = {"machine": {"cpu": cpu.model, "kind": cpu.kind, "cores": cpu.cores},
-              "date": time.strftime("%Y-%m-%d"), "window": _WINDOW.value,
+    result = {"run": run, "machine": {"cpu": run["machine"]["cpu"],
+                                      "kind": run["machine"]["kind"],
+                                      "cores": run["machine"]["cores"]},
+              "date": run.get("date") or time.strftime("%Y-%m-%d"), "window": _WINDOW.value,
               "batch_size": _BATCH.value, "precision": _PRECISION.value,
               "video": "320x240, 25 fps, MJPG", "runs": rows}
     with tempfile.TemporaryDirectory(prefix="i3d_streaming_") as tmp:
