@@ -3,7 +3,7 @@
 Generates test videos of the given lengths (320x240 at 25 fps, a moving
 pattern, MJPG), then runs tools/extract_features.py and tools/predict.py
 --window on each in a child process with a random-weight RGB I3D (10 classes,
-224 px, saved once), and reports each run's peak resident memory (the
+224 px, saved once; --image_size for smaller ones), and reports each run's peak resident memory (the
 child's own, from `os.wait4`), wall time and real-time factor (seconds of
 video per second of work). Memory must not grow with the video's length
 (i3d_keras.data.streaming).
@@ -36,6 +36,9 @@ _SECONDS = flags.DEFINE_list("seconds", ["30", "600"], "Video lengths in seconds
 _STREAMS = flags.DEFINE_list("streams", ["rgb", "rgb+flow"], "rgb and/or rgb+flow (DIS flow).")
 _WINDOW = flags.DEFINE_integer("window", 64, "Frames per window.", lower_bound=1)
 _BATCH = flags.DEFINE_integer("batch_size", 4, "Windows per forward pass.", lower_bound=1)
+_IMAGE_SIZE = flags.DEFINE_integer("image_size", 224, "The models' crop size (smaller for a "
+                                   "quick check of memory on very long videos).",
+                                   lower_bound=32)
 _TOOLS = flags.DEFINE_list("tools", ["extract_features", "predict"], "Tools to run.")
 _PRECISION = flags.DEFINE_enum("mixed_precision", "auto", ["auto", "float32", "float16",
                                                           "bfloat16"], "Passed to the tools.")
@@ -98,14 +101,15 @@ def main(argv):
                                       "kind": run["machine"]["kind"],
                                       "cores": run["machine"]["cores"]},
               "date": run.get("date") or time.strftime("%Y-%m-%d"), "window": _WINDOW.value,
-              "batch_size": _BATCH.value, "precision": _PRECISION.value,
+              "batch_size": _BATCH.value, "image_size": _IMAGE_SIZE.value,
+              "precision": _PRECISION.value,
               "video": "320x240, 25 fps, MJPG", "runs": rows}
     with tempfile.TemporaryDirectory(prefix="i3d_streaming_") as tmp:
         tmp = Path(tmp)
         models = {}
         for stream in ("rgb", "flow"):
             models[stream] = tmp / f"{stream}.keras"
-            i3d_keras.InceptionI3D(10, stream, frames=None, image_size=224,
+            i3d_keras.InceptionI3D(10, stream, frames=None, image_size=_IMAGE_SIZE.value,
                                    name=f"bench_{stream}").save(models[stream])
         for seconds in lengths:
             console.info(f"benchmark_streaming: writing a {seconds} s test video")
