@@ -3,14 +3,16 @@
 Generates test videos of the given lengths (320x240 at 25 fps, a moving
 pattern, MJPG), then runs tools/extract_features.py and tools/predict.py
 --window on each in a child process with a random-weight RGB I3D (10 classes,
-224 px, saved once; --image_size for smaller ones), and reports each run's peak resident memory (the
-child's own, from `os.wait4`), wall time and real-time factor (seconds of
-video per second of work). Memory must not grow with the video's length
+224 px, saved once; --image_size for smaller ones), and reports each run's peak
+resident memory (the child's own, from `os.wait4`), wall time and real-time
+factor (seconds of video per second of work). Memory must not grow with the video's length
 (i3d_keras.data.streaming).
 
 Usage:
   python tools/benchmark_streaming.py                       # 30 s and 10 min, RGB and RGB+flow
   python tools/benchmark_streaming.py --seconds 30,120 --streams rgb --json streaming.json
+  python tools/benchmark_streaming.py --seconds 30,3600 --streams rgb --tools predict \
+      --image_size 112                                      # an hour, bounded memory
 
 Results go to standard output (and --json), progress to standard error.
 Exit status: 0 done, 1 a run failed, 2 a usage error.
