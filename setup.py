@@ -28,6 +28,10 @@ setuptools.setup(
         "litert": ["ai-edge-litert>=2.0,<3"],
         "beam": ["apache-beam>=2.60,<3"],
         "serving": ["tensorflow-serving-api>=2.21,<2.22"],
+        # The documentation site (mkdocs.yml): `mkdocs serve`, `mkdocs build --strict`.
+        "docs": ["mkdocs>=1.6,<2", "mkdocs-material>=9.6,<10", "mkdocstrings>=1.0,<2",
+                 "mkdocstrings-python>=2.0,<3", "mkdocs-gen-files>=0.6,<1",
+                 "mkdocs-literate-nav>=0.6.3,<1"],
     },
     license="Apache-2.0",
 )
