@@ -609,7 +609,8 @@ def load_results(folder=RESULTS):
             raise ValueError(f"{path}: no `run.tool` and no known prefix "
                              f"({', '.join(_KINDS)}): which tool wrote it?")
         found.append((path, kind, data))
-    found.sort(key=lambda item: (result_date(item[0], item[2]), item[0].name), reverse=True)
+    found.sort(key=lambda item: ((item[2].get("run") or {}).get("date")
+                                 or result_date(item[0], item[2]), item[0].name), reverse=True)
     return found
 
 
@@ -619,7 +620,16 @@ def benchmark_tables(folder=RESULTS, link_prefix=""):
     results = load_results(folder)
     if not results:
         return "*No result files in `benchmarks/results/` yet.*\n"
-    out = []
+    out = ["## All results", "",
+           "One row per result file, newest first; the sections below have every figure.", "",
+           "| date | machine | tool | headline | file |", "|---|---|---|---|---|"]
+    for path, kind, data in results:
+        cpu, description = result_machine(data)
+        rows = _ROWS[kind](data)
+        headline = "; ".join(f"{a}: {b}" for a, b in rows[:2]) if rows else "—"
+        out.append(f"| {result_date(path, data)} | {_cell(cpu)} ({_cell(description)}) | "
+                   f"`{kind}.py` | {_cell(headline)} | [`{path.name}`]({link_prefix}{path.name}) |")
+    out.append("")
     for kind in _KINDS:
         mine = [(p, d) for p, k, d in results if k == kind]
         if not mine:
