@@ -5,7 +5,7 @@ and the Kinetics Dataset", CVPR 2017.
 
 The package has a folder per concern, bottom up: `utils`, `runtime` (hardware,
 precision), `models` and `data`, `weights`, `export`, `benchmarks`, `tasks`
-(README, "How the package is laid out"; the table in `i3d_keras/_api.py`).
+(docs/design/layout.md; the table in `i3d_keras/_api.py`).
 The public API is re-exported here and loaded on first use. Only the custom
 layers are imported at once (in the main process), so that
 `keras.models.load_model` finds them after `import i3d_keras`; spawned worker
@@ -31,7 +31,7 @@ import sys
 # (i3d_keras.models.convolution): TensorFlow turns them on by default only on CPUs with
 # AVX-512 neural-network extensions or AMX. On the project's AVX2 CPU, with the
 # gradients i3d_keras.models.convolution picks for them, the forward pass took 0.81-0.89
-# and the training step 0.75 of the time without them (README, "Speed").
+# and the training step 0.75 of the time without them (docs/design/onednn.md).
 # TensorFlow reads this once, when it loads: it takes effect when i3d_keras is
 # imported before TensorFlow (as the tools do); set TF_ENABLE_ONEDNN_OPTS=0 to
 # override.

@@ -35,8 +35,8 @@ scale. Every op is a LiteRT builtin (`PAD`, `SLICE`/`STRIDED_SLICE`,
 `CONCATENATION`, `RESHAPE`, `CONV_2D`, `FULLY_CONNECTED`).
 
 Reference: Carreira & Zisserman, "Quo Vadis, Action Recognition?", CVPR 2017
-(the inflated 3D convolutions); the speed-ups are measured in the README's
-"Speed" section (`python tools/benchmark.py --compare_with conv3d`).
+(the inflated 3D convolutions); the speed-ups are measured in
+docs/design/conv3d-as-2d.md (`python tools/benchmark.py --compare_with conv3d`).
 """
 
 import functools

@@ -286,8 +286,8 @@ class Conv3D(keras.layers.Conv3D):
 
     The same layer (same arguments, weights, variable names and output up to
     float rounding) as `keras.layers.Conv3D`, whose TensorFlow kernels are slow
-    on CPUs; see `i3d_keras.models.convolution` for the formulation and the README's
-    "Speed" section for measurements. Only `channels_last`, dilation 1 and
+    on CPUs; see `i3d_keras.models.convolution` for the formulation and
+    docs/design/conv3d-as-2d.md for measurements. Only `channels_last`, dilation 1 and
     `groups=1` (all I3D needs).
 
     Reference: Carreira & Zisserman, "Quo Vadis, Action Recognition?", CVPR

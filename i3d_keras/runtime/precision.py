@@ -86,8 +86,8 @@ class CpuRule:
 
 
 # Read in order; the first row that applies decides. The figures are I3D's
-# forward pass and training step, bfloat16 against float32 (README,
-# "Precision", names the machines).
+# forward pass and training step, bfloat16 against float32 (docs/guides/
+# precision-and-cpus.md names the machines).
 CPU_RULES = (
     CpuRule("x86 with AMX-BF16 (Xeon Sapphire Rapids and later)",
             lambda cpu: cpu.has("amx_bf16"), "mixed_bfloat16",

@@ -244,7 +244,7 @@ def run_comparison(
         xla: compile training and prediction with XLA; None (default): with
             a GPU, and on CPUs for the architectures in `_XLA_ON_CPU` only
             (the others' 2D formulation of their 3D convolutions trains faster
-            without it, README "Speed"). An architecture whose XLA compilation
+            without it: docs/design/conv3d-as-2d.md). An architecture whose XLA compilation
             fails is retrained without it.
         log: progress callback taking a string.
 

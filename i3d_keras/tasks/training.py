@@ -36,7 +36,7 @@ INITS = ("scratch", "imagenet", "kinetics", "kinetics_scratch")
 # 32x32 pixels, batch 8, no dropout. XLA only with a GPU: on the CPU the 2D
 # formulation of the convolutions (i3d_keras.models.convolution) took 0.23 s per step
 # without XLA against 0.42 s with it (after a 48 s compilation); TensorFlow's
-# own Conv3D gradients had taken 10.6 s (README "Speed").
+# own Conv3D gradients had taken 10.6 s (docs/design/conv3d-as-2d.md).
 MOTION_RECIPE = dict(
     frames=8, image_size=32, batch_size=8, epochs=5, num_train=1000, num_val=200,
     optimizer="adam", learning_rate=1e-3, lr_schedule="cosine", batch_norm_momentum=0.9,
