@@ -13,7 +13,7 @@ precision `auto` picks. 30-60 s on a 2-core AMD EPYC.
 
 Why: TensorFlow's oneDNN kernels differ by CPU, and some are defective (on
 AVX-512 Xeons, the 3D convolution gradients of short clips crash or return
-NaN); see the README's "Correct on every CPU".
+NaN); see docs/guides/precision-and-cpus.md, "Correct on every CPU".
 
 Usage:
   python tools/doctor.py                           # report + checks; exit 1 if wrong

@@ -6,7 +6,7 @@ The video is decoded with OpenCV at 25 fps (short side 256); the server's
 For two-stream models, flow is computed here (--flow_method) and sent as well.
 
 Usage:
-  # Start TF Serving (see README, "Serving"), then:
+  # Start TF Serving (see docs/guides/export.md), then:
   python tools/serving_client.py --model_name i3d clip.mp4                  # REST :8501
   python tools/serving_client.py --protocol grpc --port 8500 --model_name i3d clip.mp4
   python tools/serving_client.py --two_stream --flow_method dis clip.mp4
