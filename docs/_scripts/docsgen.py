@@ -571,14 +571,17 @@ def _rows_data(data):
 
 def _rows_streaming(data):
     rows = []
+    size = f", {data['image_size']}² model" if data.get("image_size") else ""
     for r in data.get("runs") or []:
         what = (f"{r.get('tool')} --window {data.get('window', '?')}, {r.get('streams')}, "
-                f"{r.get('video_seconds')} s video")
+                f"{r.get('video_seconds')} s video{size}")
         if not r.get("ok", True):
             rows.append((what, "failed"))
             continue
+        share = (f", forward passes {r['model_share']:.0%} of it"
+                 if r.get("model_share") is not None else "")
         rows.append((what, f"peak {r.get('peak_mb')} MB, {_s(r.get('wall_seconds'), 1)} s, "
-                           f"{_s(r.get('realtime_factor'), 2)}x real time"))
+                           f"{_s(r.get('realtime_factor'), 2)}x real time{share}"))
     return rows
 
 
