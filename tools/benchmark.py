@@ -5,7 +5,11 @@ Measures, in one run so that results can be read as ratios:
   * seconds per clip and effective GFLOP/s (2 x multiply-adds / time) of the RGB
     I3D forward pass at 16, 32, 64 and 250 frames of 224x224;
   * a training step (SGD, batch 2 x 16 frames x 224x224, BatchNorm in training);
-  * the builtin-only LiteRT export against TF on the same clip (--litert_frames);
+  * LiteRT files (builtin ops, the 4-D graph XNNPACK takes whole) against TF on the same
+    clip, round by round, at 16 and 64 frames (--litert_frames): seconds, the LiteRT/TF
+    time ratio, the XNNPACK partition count and the operators left outside XNNPACK, for
+    each of --litert_quantizations (float32,float16,int8; int8 calibrated on two random
+    clips: the timing does not depend on the calibration);
   * peak resident memory of the process;
   * GPU clips/s when a GPU is visible;
   * with --pytorch, the same network in PyTorch (forward and training step) and the
@@ -68,20 +72,46 @@ _PRECISIONS = flags.DEFINE_list(
     "--mixed_precision, the others get their time ratios to it.")
 _OUTPUT = flags.DEFINE_string("output", None, "Write the JSON results here.")
 _PLOT = flags.DEFINE_string("plot", None, "Write a PNG of the timings here.")
-_LITERT = flags.DEFINE_integer("litert_frames", 16, "Also time the LiteRT export against TF at "
-                               "this clip length (0: skip).")
+_LITERT = flags.DEFINE_list("litert_frames", ["16", "64"], "Also time LiteRT files against TF "
+                            "at these clip lengths (0 or empty: skip).")
+_LITERT_QUANT = flags.DEFINE_list("litert_quantizations", ["float32", "float16", "int8"],
+                                  "The LiteRT files timed (float32, float16, dynamic_int8, "
+                                  "int8).")
 
 
 def _child_args(setting):
     args = [sys.executable, os.path.abspath(__file__), "--onednn", setting]
     for name in ("frames", "image_size", "repeats", "train_batch", "train_frames",
-                 "litert_frames", "implementation", "mixed_precision"):
+                 "implementation", "mixed_precision"):
         args.append(f"--{name}={flags.FLAGS[name].value}")
+    for name in ("litert_frames", "litert_quantizations"):  # list flags
+        args.append(f"--{name}={','.join(flags.FLAGS[name].value)}")
     args += ["--skip_train"] if _SKIP_TRAIN.value else []
     args += ["--xla"] if _XLA.value else []
     args += [f"--compare_with={_COMPARE_WITH.value}"] if _COMPARE_WITH.value else []
     args += [f"--precisions={','.join(_PRECISIONS.value)}"] if _PRECISIONS.value else []
     return args
+
+
+# exporters.TFLITE_QUANTIZATIONS (not imported here: it loads TensorFlow).
+_LITERT_CHOICES = ("float32", "float16", "dynamic_int8", "int8")
+
+
+def _litert_flags():
+    """`([frames, ...], [quantization, ...])` of the LiteRT flags; a usage
+    error for a length that is no whole number or an unknown quantisation."""
+    try:
+        frames = [int(f) for f in _LITERT.value if f.strip()]
+    except ValueError:
+        frames = [-1]
+    if any(f < 0 for f in frames):
+        console.fail("--litert_frames takes clip lengths (0: skip). "
+                     f"Received: --litert_frames={','.join(_LITERT.value)}")
+    quantizations = [q.strip() for q in _LITERT_QUANT.value if q.strip()]
+    if not quantizations or set(quantizations) - set(_LITERT_CHOICES):
+        console.fail(f"--litert_quantizations takes {', '.join(_LITERT_CHOICES)}. "
+                     f"Received: --litert_quantizations={','.join(_LITERT_QUANT.value)}")
+    return [f for f in frames if f], quantizations
 
 
 def main(argv):
@@ -97,6 +127,7 @@ def main(argv):
     if _PRECISIONS.value is not None and (not precisions or set(precisions) - set(PRECISIONS)):
         console.fail(f"--precisions takes {', '.join(PRECISIONS)}. "
                      f"Received: --precisions={','.join(_PRECISIONS.value)}")
+    litert_frames, litert_quantizations = _litert_flags()
     for path in (_OUTPUT.value, _PLOT.value):
         if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
             console.fail(f"the folder of an output file does not exist. Received: {path}")
@@ -146,10 +177,10 @@ def main(argv):
         results = speed.run_benchmarks(
             frames=frames, image_size=_SIZE.value, repeats=_REPEATS.value,
             train_batch=None if _SKIP_TRAIN.value else _TRAIN_BATCH.value,
-            train_frames=_TRAIN_FRAMES.value, xla=_XLA.value, litert_frames=_LITERT.value,
+            train_frames=_TRAIN_FRAMES.value, xla=_XLA.value, litert_frames=litert_frames,
             implementation=_IMPLEMENTATION.value, compare_with=_COMPARE_WITH.value,
             pytorch_python=pytorch_python, mixed_precision=_PRECISION.value,
-            precisions=precisions or None)
+            precisions=precisions or None, litert_quantizations=litert_quantizations)
     except speed.PyTorchError as error:  # --pytorch without torch: no traceback
         console.fail(f"{error}")
     results["onednn"] = _ONEDNN.value

@@ -17,9 +17,14 @@ Usage:
       --version 3 --overwrite
 
   # LiteRT, builtin ops only, float16 weights, fixed 16-frame clips, with a check
-  # of LiteRT against Keras on a random clip:
+  # of LiteRT against Keras on a random clip and XNNPACK's partitions:
   python tools/export.py --format tflite --rgb_model runs/i3d_rgb_motion/best.keras \
       --frames 16 --image_size 32 --quantization float16 --output i3d_rgb.tflite --verify
+
+  # Full-integer int8 (weights and activations), calibrated on 32 clips of a folder of
+  # videos (int8 input and output tensors too with --int8_io):
+  python tools/export.py --format tflite --rgb_model runs/i3d_rgb_motion/best.keras \
+      --frames 16 --quantization int8 --calibration_data videos/ --output i3d_rgb_int8.tflite
 """
 
 import json
@@ -50,8 +55,24 @@ _SIZE = flags.DEFINE_integer("image_size", None, "Crop size (default: the model'
                              lower_bound=1)
 _FRAMES = flags.DEFINE_integer("frames", None, "LiteRT: clip length (default: the model's).",
                                lower_bound=1)
-_QUANT = flags.DEFINE_enum("quantization", "float32", ["float32", "float16", "dynamic_int8"],
-                           "LiteRT weight format.")
+_QUANT = flags.DEFINE_enum("quantization", "float32",
+                           ["float32", "float16", "dynamic_int8", "int8"],
+                           "LiteRT: float32, float16 weights, dynamic_int8 (int8 weights, float "
+                           "activations) or int8 (full integer: int8 weights and activations, "
+                           "calibrated on --calibration_data).")
+_CALIBRATION = flags.DEFINE_string("calibration_data", None, "LiteRT int8: a folder of videos "
+                                   "to calibrate the int8 ranges on (clips at the exported "
+                                   "length, centre crops, spread over the videos).")
+_CALIBRATION_CLIPS = flags.DEFINE_integer("calibration_clips", 32, "LiteRT int8: calibration "
+                                          "clips taken from --calibration_data.", lower_bound=1)
+_INT8_IO = flags.DEFINE_bool("int8_io", False, "LiteRT int8: int8 input and output tensors "
+                             "(default float32, quantised in the file).")
+_FLOW_METHOD = flags.DEFINE_enum("flow_method", "tvl1", ["tvl1", "dis", "farneback"],
+                                 "LiteRT int8 of a flow stream: how the calibration videos' "
+                                 "flow is computed.")
+_GRAPH = flags.DEFINE_enum("graph", "4d", ["4d", "keras"], "LiteRT graph: 4d (time folded "
+                           "into the batch, BatchNorm folded: XNNPACK runs it whole) or keras "
+                           "(the Keras layers as they are, for comparison).")
 _OUTPUT = flags.DEFINE_string("output", None, "LiteRT output file (default saved_models/NAME.tflite).")
 _VERIFY = flags.DEFINE_bool("verify", True, "LiteRT: compare against Keras on a random clip.")
 
@@ -72,8 +93,26 @@ def _check_flags():
         outputs.check_input_path(_LABELS.value, flag="labels", kind="file")
     inputs = [value for _, value in models] + [_LABELS.value]
     outputs.check_output_dir(_BASE.value, flag="base_dir", inputs=inputs)
+    if _CALIBRATION.value:
+        from i3d_keras.export import calibration  # noqa: PLC0415 (OpenCV, no TensorFlow)
+
+        outputs.check_input_path(_CALIBRATION.value, flag="calibration_data", kind="folder")
+        try:
+            calibration.check_video_folder(_CALIBRATION.value)
+        except calibration.CalibrationError as error:
+            console.fail(f"--calibration_data: {error}")
     if _FORMAT.value != "tflite":
+        if _CALIBRATION.value:
+            console.fail("--calibration_data is for --format tflite --quantization int8. "
+                         f"Received: --format={_FORMAT.value}")
         return None
+    if (_QUANT.value == "int8") != bool(_CALIBRATION.value):
+        console.fail("--quantization int8 needs --calibration_data (a folder of videos), and "
+                     "--calibration_data is for --quantization int8 only. Received: "
+                     f"--quantization={_QUANT.value}, --calibration_data={_CALIBRATION.value}")
+    if _INT8_IO.value and _QUANT.value != "int8":
+        console.fail(f"--int8_io is for --quantization int8. Received: "
+                     f"--quantization={_QUANT.value}")
     output = _OUTPUT.value or os.path.join(_BASE.value, f"{_NAME.value}.tflite")
     outputs.check_output_file(output, flag="output", inputs=inputs, overwrite=_OVERWRITE.value,
                               create_parent=not _OUTPUT.value)
@@ -136,10 +175,19 @@ def main(argv):
                   f"{os.path.dirname(path)}); signatures: serving_default ({raw}), "
                   "preprocessed (float clips)")
             return
+        extra = {}
+        if _QUANT.value == "int8":
+            extra = dict(representative_dataset=_CALIBRATION.value,
+                         num_calibration_clips=_CALIBRATION_CLIPS.value, int8_io=_INT8_IO.value,
+                         flow_method=_FLOW_METHOD.value)
         path = exporters.export_tflite(model, tflite_output, quantization=_QUANT.value,
-                                       frames=_FRAMES.value, image_size=_SIZE.value)
+                                       frames=_FRAMES.value, image_size=_SIZE.value,
+                                       graph=_GRAPH.value, **extra)
+        delegation = exporters.litert_delegation(path)
+        outside = ", ".join(f"{n} {op}" for op, n in delegation["outside"].items()) or "none"
         print(f"LiteRT model written to {path} ({os.path.getsize(path) / 1e6:.1f} MB), ops: "
-              f"{', '.join(exporters.tflite_builtin_ops(path))}")
+              f"{', '.join(exporters.tflite_builtin_ops(path))}; XNNPACK partitions: "
+              f"{delegation['partitions']}, operators outside XNNPACK: {outside}")
         if _VERIFY.value:
             interpreter = exporters.litert_interpreter(path)
             rng = np.random.default_rng(0)

@@ -95,32 +95,102 @@ def time_train_step(model, batch=2, frames=16, image_size=224, repeats=3, xla=Fa
             "effective_gflops": 3 * 2 * macs / seconds / 1e9}
 
 
-def time_litert(model, frames=16, image_size=224, repeats=3, num_threads=None):
-    """Seconds per clip of the builtin-only LiteRT export against TF, same clip.
+def litert_threads():
+    """The threads TensorFlow's CPU kernels use here (its default: every core
+    this process may run on), given to LiteRT so that both use the same."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not on Linux
+        return os.cpu_count() or 1
 
-    Converts `model` (fixed shape, batch 1) with `i3d_keras.export.exporters.export_tflite`
-    and times the standalone `ai-edge-litert` interpreter and the TF forward
-    pass on the same clip in the same process.
+
+def time_litert(model, frames=16, image_size=224, repeats=3, num_threads=None,
+                quantizations=("float32",), calibration_clips=2):
+    """Seconds per clip of LiteRT files of `model` against TF, same clip, same run.
+
+    Converts `model` (fixed shape, batch 1) with
+    `i3d_keras.export.exporters.export_tflite` in each quantisation, then times
+    TF's forward pass and each file in the standalone `ai-edge-litert`
+    interpreter (XNNPACK on) in turns, round by round, so that the ratios
+    compare runs under the same load. Records how XNNPACK splits each file
+    (`exporters.litert_delegation`), its size and its logits against Keras.
+
+    Args:
+        model: a one-stream model ending at its logits.
+        frames, image_size: the clip.
+        repeats: timed rounds (medians reported), after one warm-up round.
+        num_threads: LiteRT threads (default: `litert_threads()`, TF's).
+        quantizations: `exporters.TFLITE_QUANTIZATIONS` to time.
+        calibration_clips: random clips calibrating `"int8"` (the timing does
+            not depend on the calibration; the agreement printed then does).
+
+    Returns:
+        `{"frames", "threads", "tf_seconds", "tf_runs", "quantizations": {q:
+        {"seconds", "runs", "over_tf", "partitions", "outside",
+        "size_mb", "max_abs_logit_diff", "top1_agreement"}}}`, and the first
+        quantisation's `litert_seconds`, `litert_over_tf`, `partitions`,
+        `max_abs_logit_diff`, `top1_agreement` at the top.
+
+    Example:
+
+    >>> time_litert(InceptionI3D(400, frames=None), 16, quantizations=("float32", "float16"))
+    ... # doctest: +SKIP
     """
     import tempfile  # noqa: PLC0415
 
     from i3d_keras.export import exporters  # noqa: PLC0415
 
+    num_threads = num_threads or litert_threads()
     channels = model.inputs[0].shape[-1]
     key = "rgb" if channels == 3 else "flow"
-    clip = np.random.default_rng(0).uniform(-1, 1, (1, frames, image_size, image_size, channels))
-    clip = clip.astype("float32")
+    rng = np.random.default_rng(0)
+    shape = (1, frames, image_size, image_size, channels)
+    clip = rng.uniform(-1, 1, shape).astype("float32")
+    forward = tf.function(lambda x: model(x, training=False))
+    files = {}
     with tempfile.TemporaryDirectory() as tmp:
-        path = exporters.export_tflite(model, f"{tmp}/i3d.tflite", frames=frames,
-                                       image_size=image_size)
-        interpreter = exporters.litert_interpreter(path, num_threads=num_threads)
-        lite_seconds, lite_runs = _median_seconds(
-            lambda: exporters.run_litert(interpreter, {key: clip}), repeats)
-        report = exporters.verify_tflite(model, path, {key: clip})
-    tf_result = time_forward(model, frames, image_size, repeats)
-    return {"frames": frames, "litert_seconds": lite_seconds, "litert_runs": lite_runs,
-            "tf_seconds": tf_result["seconds"], "litert_over_tf": lite_seconds / tf_result["seconds"],
-            **report}
+        for quantization in quantizations:
+            extra = {}
+            if quantization == "int8":
+                extra["representative_dataset"] = [
+                    rng.uniform(-1, 1, shape[1:]).astype("float32")
+                    for _ in range(calibration_clips)]
+            path = exporters.export_tflite(model, f"{tmp}/i3d_{quantization}.tflite",
+                                           quantization=quantization, frames=frames,
+                                           image_size=image_size, **extra)
+            delegation = exporters.litert_delegation(path, num_threads=num_threads)
+            report = exporters.verify_tflite(model, path, {key: clip})
+            files[quantization] = {
+                "interpreter": exporters.litert_interpreter(path, num_threads=num_threads),
+                "partitions": delegation["partitions"], "outside": delegation["outside"],
+                "size_mb": os.path.getsize(path) / 1e6, **report}
+        runs = {"tf": []}
+        runs.update({q: [] for q in files})
+        for round_ in range(repeats + 1):  # round 0 warms up
+            start = time.perf_counter()
+            forward(clip).numpy()
+            if round_:
+                runs["tf"].append(time.perf_counter() - start)
+            for quantization, entry in files.items():
+                start = time.perf_counter()
+                exporters.run_litert(entry["interpreter"], {key: clip})
+                if round_:
+                    runs[quantization].append(time.perf_counter() - start)
+    tf_seconds = statistics.median(runs["tf"])
+    result = {"frames": frames, "threads": num_threads, "tf_seconds": tf_seconds,
+              "tf_runs": runs["tf"], "quantizations": {}}
+    for quantization, entry in files.items():
+        entry.pop("interpreter")
+        seconds = statistics.median(runs[quantization])
+        result["quantizations"][quantization] = {
+            "seconds": seconds, "runs": runs[quantization], "over_tf": seconds / tf_seconds,
+            **entry}
+    first = result["quantizations"][quantizations[0]]
+    result.update(litert_seconds=first["seconds"], litert_runs=first["runs"],
+                  litert_over_tf=first["over_tf"], partitions=first["partitions"],
+                  max_abs_logit_diff=first["max_abs_logit_diff"],
+                  top1_agreement=first["top1_agreement"])
+    return result
 
 
 def time_pytorch(frames=(64,), image_size=224, repeats=3, train_batch=2, train_frames=16,
@@ -261,7 +331,7 @@ def peak_memory_mb():
 def run_benchmarks(frames=(16, 32, 64, 250), image_size=224, repeats=3, train_batch=2,
                    train_frames=16, xla=False, litert_frames=None, implementation="auto",
                    compare_with=None, pytorch_python=None, mixed_precision="float32",
-                   precisions=None):
+                   precisions=None, litert_quantizations=("float32",)):
     """Runs every measurement; returns a JSON-serialisable dict.
 
     Args:
@@ -271,7 +341,10 @@ def run_benchmarks(frames=(16, 32, 64, 250), image_size=224, repeats=3, train_ba
         train_batch: batch of the training-step measurement (None: skip it).
         train_frames: clip length of the training step.
         xla: compile the forward and training functions with XLA.
-        litert_frames: also time the LiteRT export at this clip length.
+        litert_frames: also time LiteRT files against TF at these clip lengths
+            (an int or a list; `time_litert`), recorded under
+            `results["litert"][str(frames)]`.
+        litert_quantizations: the LiteRT files timed at each length.
         implementation: how the model computes its 3D convolutions (see
             `i3d_keras.models.layers.Conv3D`): `"auto"`, `"conv2d"` or `"conv3d"`.
         compare_with: another implementation to time in the same run (forward
@@ -388,7 +461,10 @@ def run_benchmarks(frames=(16, 32, 64, 250), image_size=224, repeats=3, train_ba
                                     f"{reference['device'].upper()}: the ratios compare devices")
         results["pytorch"] = reference
     if litert_frames:
-        results["litert"] = time_litert(model, litert_frames, image_size, repeats)
+        lengths = [litert_frames] if isinstance(litert_frames, int) else list(litert_frames)
+        results["litert"] = {str(f): time_litert(model, f, image_size, repeats,
+                                                 quantizations=tuple(litert_quantizations))
+                             for f in lengths if f}
     if results["machine"]["gpus"]:
         gpu = time_forward(model, 64, image_size, repeats, xla=True, device="/GPU:0")
         results["gpu_clips_per_second_64f"] = 1.0 / gpu["seconds"]
@@ -461,6 +537,31 @@ def _other_timing_lines(name, timings, forward_detail, versus):
     return lines
 
 
+def _litert_lines(litert):
+    """Table lines of `time_litert` results, one per clip length and file."""
+    if "frames" in litert:  # one length, as recorded before several
+        litert = {str(litert["frames"]): litert}
+    lines = []
+    for frames, lite in litert.items():
+        threads = f", {lite['threads']} threads" if "threads" in lite else ""
+        lines.append(f"LiteRT, {frames} frames (XNNPACK{threads}): TF {lite['tf_seconds']:.3f}"
+                     " s/clip")
+        quantizations = lite.get("quantizations") or {"float32": {
+            "seconds": lite["litert_seconds"], "over_tf": lite["litert_over_tf"],
+            "max_abs_logit_diff": lite["max_abs_logit_diff"]}}
+        for quantization, q in quantizations.items():
+            split = (f", {q['partitions']} XNNPACK partition{'s' if q['partitions'] != 1 else ''}"
+                     if "partitions" in q else "")
+            outside = q.get("outside") or {}
+            if outside:
+                split += " (outside: " + ", ".join(f"{n} {op}" for op, n in outside.items()) + ")"
+            size = f", {q['size_mb']:.1f} MB" if "size_mb" in q else ""
+            lines.append(f"  {quantization:<12} {q['seconds']:.3f} s/clip, LiteRT/TF time "
+                         f"{q['over_tf']:.2f}{split}{size}, max |logit diff| "
+                         f"{q['max_abs_logit_diff']:.2e}")
+    return lines
+
+
 def format_results(results):
     """A short text table of `run_benchmarks` results."""
     peak = results.get("matmul_peak_gflops", results["matmul_gflops"])
@@ -501,17 +602,13 @@ def format_results(results):
         lines += _other_timing_lines(
             f"PyTorch {torch_results['torch']} ({torch_results['threads']} threads)",
             torch_results, lambda r: "", lambda r: f"TF/PyTorch time {r['tf_over_torch']:.2f}")
-    if "litert" in results:
-        lite = results["litert"]
-        lines.append(f"LiteRT ({lite['frames']} frames, builtin ops): {lite['litert_seconds']:.3f} s/clip"
-                     f" vs TF {lite['tf_seconds']:.3f} s (ratio {lite['litert_over_tf']:.2f}),"
-                     f" max |logit diff| {lite['max_abs_logit_diff']:.2e}")
+    lines += _litert_lines(results.get("litert", {}))
     if "gpu_clips_per_second_64f" in results:
         lines.append(f"GPU: {results['gpu_clips_per_second_64f']:.2f} clips/s (64 frames)")
     lines.append(f"peak memory: {results['peak_memory_mb']:.0f} MiB")
     return "\n".join(lines)
 
 
-__all__ = ["PyTorchError", "check_pytorch", "format_results", "matmul_gflops", "model_macs",
-           "peak_memory_mb", "plot_results", "pytorch_logits", "run_benchmarks", "time_forward",
-           "time_litert", "time_pytorch", "time_train_step"]
+__all__ = ["PyTorchError", "check_pytorch", "format_results", "litert_threads", "matmul_gflops",
+           "model_macs", "peak_memory_mb", "plot_results", "pytorch_logits", "run_benchmarks",
+           "time_forward", "time_litert", "time_pytorch", "time_train_step"]

@@ -30,7 +30,8 @@ from i3d_keras.utils import outputs
 SERVING_SIGNATURE = "serving_default"
 PREPROCESSED_SIGNATURE = "preprocessed"
 SHORT_SIDE = 256
-TFLITE_QUANTIZATIONS = ("float32", "float16", "dynamic_int8")
+TFLITE_QUANTIZATIONS = ("float32", "float16", "dynamic_int8", "int8")
+TFLITE_GRAPHS = ("4d", "keras")
 
 
 class ExportError(ValueError):
@@ -276,9 +277,9 @@ def models_config(entries):
     return "model_config_list {\n" + "\n".join(blocks) + "\n}\n"
 
 
-def _fixed_shape_logits_model(model, streams, frames, image_size):
-    """A batch-1, fixed-shape Keras model from {'rgb', 'flow'} inputs to logits."""
-    inputs = {}
+def _clip_shapes(streams, frames, image_size):
+    """`{stream: (T, H, W, C)}`, fixed: the model's own where not given."""
+    shapes = {}
     for key, shape in streams.items():
         t = frames if frames is not None else shape[0]
         h = image_size if image_size is not None else shape[1]
@@ -288,42 +289,110 @@ def _fixed_shape_logits_model(model, streams, frames, image_size):
                 "LiteRT export needs a fixed clip shape: pass frames and image_size. "
                 f"Received: frames={t}, image_size={h if h == w else (h, w)}"
             )
-        inputs[key] = keras.Input((t, h, w, shape[-1]), batch_size=1, name=key)
+        shapes[key] = (t, h, w, shape[-1])
+    return shapes
+
+
+def _fixed_shape_logits_model(model, streams, clip_shapes):
+    """A batch-1, fixed-shape Keras model from {'rgb', 'flow'} inputs to logits."""
+    inputs = {key: keras.Input(clip_shapes[key], batch_size=1, name=key) for key in streams}
     logits = _call_for_logits(model, streams, inputs)
     return keras.Model(inputs, {"logits": logits}, name=f"{model.name}_litert")
 
 
+def _converter(model, streams, clip_shapes, graph):
+    """The LiteRT converter of `model`'s logits, and the layers left in 5-D."""
+    if graph == "keras":
+        fixed = _fixed_shape_logits_model(model, streams, clip_shapes)
+        # from_keras_model freezes the variables into constants (a concrete
+        # function with captured Keras 3 variables converts to VAR_HANDLE ops).
+        return tf.lite.TFLiteConverter.from_keras_model(fixed), ()
+    from i3d_keras.export import litert_graph  # noqa: PLC0415
+
+    function = litert_graph.logits_function(model, clip_shapes)
+    module = tf.Module()
+    module.weights = [v.value for v in model.weights]  # frozen by the converter
+    return tf.lite.TFLiteConverter.from_concrete_functions([function], module), \
+        function.fallbacks
+
+
 def export_tflite(model, path, *, quantization="float32", frames=None, image_size=None,
-                  representative_dataset=None):
+                  representative_dataset=None, num_calibration_clips=None, int8_io=False,
+                  graph="4d", flow_method="tvl1"):
     """Converts a stream or two-stream model to a LiteRT flatbuffer, builtin ops only.
 
     The clip shape is fixed in the file (batch 1, `frames` frames of
-    `image_size` pixels): LiteRT's Conv3D needs static shapes to plan its
-    buffers. Export one file per clip length you serve.
+    `image_size` pixels): export one file per clip length you serve. By
+    default the file holds the model rebuilt in 4-D tensors
+    (`i3d_keras.export.litert_graph`: time folded into the batch, BatchNorm
+    folded into the convolutions), a graph LiteRT's XNNPACK delegate takes
+    whole (`litert_delegation`: one partition for the package's models, float
+    and int8); `graph="keras"` converts the Keras layers as they are (5-D
+    slices that XNNPACK rejects: I3D ran in 13 partitions, about 2x slower).
+
+    Quantisations:
+      * `"float32"`;
+      * `"float16"`: weights stored as float16 (half the file), computed in
+        float32;
+      * `"dynamic_int8"`: int8 weights, float activations quantised on the fly;
+      * `"int8"`: full-integer post-training quantisation: int8 weights
+        (per channel) and activations, their ranges calibrated on
+        `representative_dataset`; float32 input and output (quantised and
+        dequantised in the file), or int8 ones with `int8_io=True` (for
+        integer-only accelerators: `run_litert` quantises and dequantises
+        with the file's scales).
 
     Args:
         model: a stream model ending at Logits, a `TwoStreamI3D` model, or a
             comparison architecture (`i3d_keras.models.baselines.classifier`).
         path: output `.tflite` file.
-        quantization: `"float32"`, `"float16"` (weights stored as float16) or
-            `"dynamic_int8"` (dynamic-range: int8 weights, float activations).
+        quantization: one of `TFLITE_QUANTIZATIONS`.
         frames: clip length (default: the model's, if fixed).
         image_size: frame size (default: the model's, if fixed).
-        representative_dataset: unused for dynamic-range quantisation; kept for
-            full-integer experiments.
+        representative_dataset: `"int8"` only: the calibration clips, a
+            folder of videos, a `tf.data.Dataset` of clips (batched or not,
+            `(clips, labels)` pairs allowed) or any iterable of them; see
+            `i3d_keras.export.calibration.calibration_clips`.
+        num_calibration_clips: clips used for calibration (default
+            `calibration.DEFAULT_CALIBRATION_CLIPS`, 32).
+        int8_io: `"int8"` only: int8 input and output tensors.
+        graph: `"4d"` (default) or `"keras"` (see above).
+        flow_method: how a folder's videos get their flow for flow streams.
 
     Returns:
         The written path (`pathlib.Path`).
 
     Raises:
-        ExportError: unknown quantisation, or the converter needs ops that are
+        ExportError: unknown quantisation or graph, calibration data missing,
+            empty or of the wrong shape, or the converter needs ops that are
             not LiteRT builtins.
+
+    Example:
+
+    >>> model = InceptionI3D(10, frames=8, image_size=32)
+    >>> train, _ = motion_datasets(num_train=64, num_frames=8, size=32)
+    >>> export_tflite(model, "/tmp/i3d_int8.tflite", quantization="int8",
+    ...               representative_dataset=train)  # doctest: +SKIP
+    PosixPath('/tmp/i3d_int8.tflite')
     """
     if quantization not in TFLITE_QUANTIZATIONS:
         raise ExportError(
             f"`quantization` must be one of {TFLITE_QUANTIZATIONS}. "
             f"Received: quantization={quantization!r}"
         )
+    if graph not in TFLITE_GRAPHS:
+        raise ExportError(f"`graph` must be one of {TFLITE_GRAPHS}. Received: graph={graph!r}")
+    if quantization != "int8" and (representative_dataset is not None or int8_io):
+        raise ExportError(
+            "Calibration data and int8 input/output are for full-integer files "
+            "(quantization='int8'). Received: quantization="
+            f"{quantization!r}, representative_dataset="
+            f"{'given' if representative_dataset is not None else None}, int8_io={int8_io}")
+    if quantization == "int8" and representative_dataset is None:
+        raise ExportError(
+            "Full-integer quantization='int8' needs calibration clips: pass "
+            "representative_dataset (a folder of videos, or a tf.data of clips). "
+            "Received: representative_dataset=None")
     _logits_fn(model)  # validates the model's outputs
     # LiteRT computes in float32 (or its own quantisations): a model built
     # under a mixed policy is rebuilt in float32, same weights.
@@ -331,24 +400,44 @@ def export_tflite(model, path, *, quantization="float32", frames=None, image_siz
 
     model = precision.with_precision(model, "float32")
     streams = _streams(model)
-    fixed = _fixed_shape_logits_model(model, streams, frames, image_size)
-    # from_keras_model freezes the variables into constants (a concrete function
-    # with captured Keras 3 variables converts to VAR_HANDLE ops reading garbage).
-    converter = tf.lite.TFLiteConverter.from_keras_model(fixed)
+    clip_shapes = _clip_shapes(streams, frames, image_size)
+    clips = None
+    if quantization == "int8":
+        from i3d_keras.export import calibration  # noqa: PLC0415
+
+        try:
+            clips = calibration.calibration_clips(
+                representative_dataset, clip_shapes,
+                num_calibration_clips or calibration.DEFAULT_CALIBRATION_CLIPS,
+                flow_method=flow_method)
+        except calibration.CalibrationError as error:
+            raise ExportError(str(error)) from None
+    converter, fallbacks = _converter(model, streams, clip_shapes, graph)
+    if fallbacks:
+        warnings.warn(f"LiteRT export: layers computed on 5-D clips as Keras computes them "
+                      f"(XNNPACK may split the graph there): {', '.join(fallbacks)}",
+                      stacklevel=2)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if quantization == "float16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
     elif quantization == "dynamic_int8":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    if representative_dataset is not None:
-        converter.representative_dataset = representative_dataset
+    elif quantization == "int8":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.representative_dataset = lambda: iter(clips)
+        if int8_io:
+            converter.inference_input_type = tf.int8
+            converter.inference_output_type = tf.int8
     try:
         # Keras' export inside the converter prints its temporary SavedModel's
         # signatures (~200 lines) to stdout.
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             # The converter calls the dict-input model with a list of inputs.
             warnings.filterwarnings("ignore", message="The structure of `inputs` doesn't match")
+            # Calibration runs tf.lite's own (deprecated) interpreter.
+            warnings.filterwarnings("ignore", message=r"\s*Warning: tf.lite.Interpreter is")
             flatbuffer = converter.convert()
     except Exception as error:  # the converter raises several internal types
         raise ExportError(f"LiteRT conversion with builtin ops only failed: {error}") from error
@@ -369,8 +458,19 @@ def litert_interpreter(path, num_threads=None):
     return interpreter
 
 
+def _quantize(x, detail):
+    """float32 -> the tensor's integer type with its scale and zero point."""
+    scale, zero = detail["quantization"]
+    info = np.iinfo(detail["dtype"])
+    return np.clip(np.round(x / scale) + zero, info.min, info.max).astype(detail["dtype"])
+
+
 def run_litert(interpreter, inputs):
-    """Runs a LiteRT interpreter on `{'rgb': ..., 'flow': ...}` and returns logits."""
+    """Runs a LiteRT interpreter on `{'rgb': ..., 'flow': ...}` and returns float logits.
+
+    Float clips are quantised for a file with int8 inputs, and int8 logits
+    dequantised, with the scales and zero points the file holds.
+    """
     runner = interpreter.get_signature_runner()
     expected = runner.get_input_details()
     missing = [k for k in expected if k not in inputs]
@@ -383,8 +483,13 @@ def run_litert(interpreter, inputs):
             raise ValueError(
                 f"Expected {key!r} of shape {tuple(detail['shape'])}. Received: shape={x.shape}"
             )
-        feed[key] = x
-    return runner(**feed)["logits"]
+        feed[key] = _quantize(x, detail) if detail["dtype"] != np.float32 else x
+    logits = runner(**feed)["logits"]
+    detail = runner.get_output_details()["logits"]
+    if detail["dtype"] != np.float32:
+        scale, zero = detail["quantization"]
+        logits = (logits.astype(np.float32) - zero) * scale
+    return logits
 
 
 def verify_tflite(model, path, inputs):
@@ -401,6 +506,53 @@ def verify_tflite(model, path, inputs):
         "top1_agreement": float(np.mean(
             np.argmax(keras_logits, -1) == np.argmax(lite_logits, -1))),
     }
+
+
+def litert_delegation(path, num_threads=None):
+    """How LiteRT's default delegate (XNNPACK on CPUs) splits a file's graph.
+
+    The interpreter keeps the operators a delegate replaced in its node list
+    and appends one `DELEGATE` node per partition; an operator belongs to a
+    partition when it lies between that node's inputs and outputs. Operators
+    in no partition run in LiteRT's reference kernels, with a copy at every
+    border.
+
+    Args:
+        path: a `.tflite` file.
+        num_threads: interpreter threads (the partitioning does not depend on it).
+
+    Returns:
+        `{"partitions": n, "delegated_ops": n, "ops": n, "outside": {op: count}}`
+        (`partitions` 1 and `outside` empty: XNNPACK runs the whole graph).
+
+    Example:
+
+    >>> litert_delegation("i3d_rgb.tflite")  # doctest: +SKIP
+    {'partitions': 1, 'delegated_ops': 149, 'ops': 149, 'outside': {}}
+    """
+    interpreter = litert_interpreter(path, num_threads=num_threads)
+    nodes = interpreter._get_ops_details()
+    delegates = [n for n in nodes if n["op_name"] == "DELEGATE"]
+    original = [n for n in nodes if n["op_name"] != "DELEGATE"]
+    # -1 marks an optional input or output left out.
+    producer = {t: n for n in original for t in n["outputs"] if t >= 0}
+    covered = set()
+    for delegate in delegates:
+        stop = set(delegate["inputs"])
+        stack = list(delegate["outputs"])
+        while stack:
+            tensor = stack.pop()
+            node = producer.get(tensor)
+            if tensor in stop or node is None or node["index"] in covered:
+                continue
+            covered.add(node["index"])
+            stack.extend(node["inputs"])
+    outside = {}
+    for node in original:
+        if node["index"] not in covered:
+            outside[node["op_name"]] = outside.get(node["op_name"], 0) + 1
+    return {"partitions": len(delegates), "delegated_ops": len(covered), "ops": len(original),
+            "outside": dict(sorted(outside.items()))}
 
 
 def tflite_builtin_ops(path):
@@ -422,6 +574,7 @@ __all__ = [
     "ExportError",
     "export_saved_model",
     "export_tflite",
+    "litert_delegation",
     "litert_interpreter",
     "models_config",
     "run_litert",

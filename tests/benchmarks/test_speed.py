@@ -37,10 +37,36 @@ def test_forward_with_xla_on_a_named_device(truncated_i3d):
 
 def test_litert_against_tf_on_the_same_clip(truncated_i3d):
     model = truncated_i3d(5, frames=8, image_size=32)  # test_export converts the full network
-    result = speed.time_litert(model, frames=8, image_size=32, repeats=1)
+    result = speed.time_litert(model, frames=8, image_size=32, repeats=1,
+                               quantizations=("float32", "int8"))
+    assert json.loads(json.dumps(result)) == result  # what --output records
     assert result["max_abs_logit_diff"] < 1e-4
     assert result["top1_agreement"] == 1.0
-    assert result["litert_over_tf"] > 0
+    assert result["litert_over_tf"] > 0 and len(result["tf_runs"]) == 1
+    assert result["threads"] == speed.litert_threads() >= 1
+    for quantization, timing in result["quantizations"].items():
+        assert timing["over_tf"] == pytest.approx(timing["seconds"] / result["tf_seconds"])
+        # The 4-D graph: XNNPACK takes it whole, float and int8 (not a machine's answer:
+        # which operators XNNPACK takes does not depend on the CPU).
+        assert timing["partitions"] == 1 and timing["outside"] == {}, quantization
+        assert timing["size_mb"] > 0
+    assert result["quantizations"]["int8"]["size_mb"] < result["quantizations"]["float32"][
+        "size_mb"]
+    lines = speed._litert_lines({"8": result})
+    assert lines[0].startswith("LiteRT, 8 frames (XNNPACK, ")
+    assert "1 XNNPACK partition," in lines[1] and lines[2].lstrip().startswith("int8")
+
+
+def test_litert_table_lines_read_old_and_new_records():
+    old = {"frames": 16, "litert_seconds": 0.6, "tf_seconds": 0.3, "litert_over_tf": 2.0,
+           "max_abs_logit_diff": 1e-8}
+    (head, line) = speed._litert_lines(old)
+    assert head.startswith("LiteRT, 16 frames") and "LiteRT/TF time 2.00" in line
+    new = {"64": {"frames": 64, "threads": 2, "tf_seconds": 1.0, "quantizations": {
+        "float32": {"seconds": 0.9, "over_tf": 0.9, "partitions": 3, "size_mb": 51.0,
+                    "outside": {"SLICE": 2}, "max_abs_logit_diff": 1e-6}}}}
+    assert ("LiteRT/TF time 0.90, 3 XNNPACK partitions (outside: 2 SLICE), 51.0 MB"
+            in speed._litert_lines(new)[1])
 
 
 def test_pytorch_errors_say_what_is_wrong():
@@ -142,3 +168,12 @@ def test_benchmark_tool_with_two_precisions(tmp_path):
     bad = subprocess.run([sys.executable, str(tool), "--precisions", "float32,fp8"],
                          capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and "Received: --precisions=float32,fp8" in bad.stderr
+
+
+def test_benchmark_tool_litert_flags_are_checked_before_work():
+    tool = Path(__file__).resolve().parents[2] / "tools" / "benchmark.py"
+    for flag, received in (("--litert_quantizations=float32,int4", "float32,int4"),
+                           ("--litert_frames=16,x", "16,x")):
+        bad = subprocess.run([sys.executable, str(tool), flag], capture_output=True, text=True,
+                             timeout=300)
+        assert bad.returncode == 2 and f"Received: {flag.split('=')[0]}={received}" in bad.stderr

@@ -1,0 +1,246 @@
+"""Calibration clips for full-integer (int8) LiteRT files.
+
+Post-training integer quantisation runs the float model on a representative
+set of inputs and records each tensor's range, from which the int8 scales and
+zero points are set (Jacob et al., "Quantization and Training of Neural
+Networks for Efficient Integer-Arithmetic-Only Inference", CVPR 2018). For
+I3D the inputs are clips: `calibration_clips` takes them from a folder of
+videos (decoded at 25 fps, short side resized, centre-cropped and scaled as
+the paper's test protocol does; flow computed with OpenCV for flow streams),
+from a `tf.data.Dataset` of clips (batched or not, with or without labels, as
+`i3d_keras.data.motion_dataset.motion_datasets` yields them), or from any
+iterable of clips.
+
+Reference: Carreira & Zisserman, "Quo Vadis, Action Recognition?", CVPR 2017
+(the test protocol: short side 256, centre crop 224, values in [-1, 1]).
+
+Example:
+
+>>> clips = calibration_clips("videos/", {"rgb": (16, 224, 224, 3)}, num_clips=8)
+>>> clips[0]["rgb"].shape  # doctest: +SKIP
+(1, 16, 224, 224, 3)
+"""
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from i3d_keras.data import flow as flow_lib
+from i3d_keras.data import video as video_lib
+
+#: Clips used when no number is given: 32 clips of the exported length (at 16
+#: frames, 512 frames and their activations; the README's agreement figures
+#: were measured with this default).
+DEFAULT_CALIBRATION_CLIPS = 32
+
+#: Files a folder of videos is read from (OpenCV's FFmpeg decodes them).
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".gif", ".mpg", ".mpeg", ".m4v")
+
+#: The paper's ratio of the resized short side to the crop (256 / 224).
+_SHORT_SIDE_RATIO = 256 / 224
+
+
+class CalibrationError(ValueError):
+    """Calibration data that cannot be used (none, or clips of the wrong shape)."""
+
+
+def video_files(folder):
+    """The video files of a folder (not its subfolders), sorted by name.
+
+    Raises:
+        CalibrationError: `folder` is not a folder.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise CalibrationError(f"Expected a folder of videos for calibration. "
+                               f"Received: {str(folder)!r} (not a folder)")
+    return sorted(p for p in folder.iterdir()
+                  if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
+
+
+def check_video_folder(folder):
+    """The folder's video files; a `CalibrationError` when it has none.
+
+    Example:
+
+    >>> check_video_folder("/tmp")  # doctest: +SKIP
+    Traceback (most recent call last):
+    CalibrationError: Expected at least one calibration clip. Received: 0 clips from '/tmp' ...
+    """
+    files = video_files(folder)
+    if not files:
+        raise CalibrationError(f"Expected at least one calibration clip. Received: 0 clips "
+                               f"from {str(folder)!r} (no video files: "
+                               f"{', '.join(VIDEO_EXTENSIONS)})")
+    return files
+
+
+def clip_starts(num_video_frames, clip_length, count, phase=0.0):
+    """First frames of `count` clips spread evenly over a video.
+
+    Args:
+        num_video_frames: the video's length.
+        clip_length: frames per clip (a shorter video is looped, as the paper
+            loops short videos).
+        count: clips wanted.
+        phase: shift of every start by this fraction of the spacing, in
+            [0, 1): clips at phase 0.5 lie between those at phase 0 (held-out
+            clips of the same videos).
+
+    Returns:
+        A list of `count` ints.
+
+    Example:
+
+    >>> clip_starts(100, 16, 3), clip_starts(100, 16, 3, phase=0.5)
+    ([0, 28, 56], [14, 42, 70])
+    """
+    room = max(num_video_frames - clip_length, 0)
+    step = (room + 1) / count
+    return [min(int((k + phase) * step), room) for k in range(count)]
+
+
+def _short_side(image_size):
+    return max(int(image_size), int(round(image_size * _SHORT_SIDE_RATIO)))
+
+
+def _center_crop(frames, size):
+    height, width = frames.shape[1:3]
+    if height < size or width < size:
+        raise CalibrationError(f"Expected frames of at least {size}x{size} for the centre "
+                               f"crop. Received: frames of {height}x{width}")
+    top, left = (height - size) // 2, (width - size) // 2
+    return frames[:, top:top + size, left:left + size]
+
+
+def video_calibration_clips(folder, clip_shapes, num_clips=DEFAULT_CALIBRATION_CLIPS, *,
+                            flow_method="tvl1", phase=0.0):
+    """Clips from a folder of videos, spread over the videos and over time.
+
+    Every video is decoded at 25 fps with its short side resized to
+    `256 / 224` times the crop (256 for 224-pixel crops), and gives about
+    `num_clips / videos` clips of the exported length, evenly spaced
+    (`clip_starts`), centre-cropped; RGB is scaled to [-1, 1], flow (for
+    flow streams) computed on the resized frames with `flow_method`
+    (`i3d_keras.data.flow.compute_flow`), then cropped.
+
+    Args:
+        folder: a folder of videos (`VIDEO_EXTENSIONS`).
+        clip_shapes: `{"rgb": (T, S, S, 3), "flow": (T, S, S, 2)}`: the
+            streams and the exported clip shape.
+        num_clips: clips in all.
+        flow_method: `"tvl1"` (the paper's), `"dis"` or `"farneback"`.
+        phase: see `clip_starts` (0.5: clips between those of phase 0).
+
+    Returns:
+        A list of `{stream: float32 [1, T, S, S, C]}`.
+
+    Raises:
+        CalibrationError: no video in the folder.
+        i3d_keras.data.video.VideoDecodeError: a video that cannot be read.
+    """
+    files = check_video_folder(folder)
+    (frames_per_clip, size) = next(iter(clip_shapes.values()))[:2]
+    clips = []
+    estimator = flow_lib.create_flow_estimator(flow_method) if "flow" in clip_shapes else None
+    for i, path in enumerate(files):
+        count = num_clips // len(files) + (1 if i < num_clips % len(files) else 0)
+        if count == 0:
+            continue
+        frames = video_lib.read_video(path, fps=25.0, short_side=_short_side(size))
+        for start in clip_starts(len(frames), frames_per_clip, count, phase):
+            indices = (start + np.arange(frames_per_clip)) % len(frames)
+            clip = {}
+            if "rgb" in clip_shapes:
+                rgb = _center_crop(frames[indices], size).astype(np.float32)
+                clip["rgb"] = (rgb * (2.0 / 255.0) - 1.0)[None]
+            if "flow" in clip_shapes:
+                following = np.concatenate([indices, [min(indices[-1] + 1, len(frames) - 1)]])
+                flow = flow_lib.compute_flow(frames[following], estimator=estimator)[:-1]
+                clip["flow"] = _center_crop(flow, size)[None].astype(np.float32)
+            clips.append(clip)
+    return clips
+
+
+def _as_clips(element, names):
+    """`[{stream: [1, T, H, W, C]}, ...]` from one dataset element or array."""
+    if isinstance(element, tuple) and len(element) in (2, 3):
+        element = element[0]  # (inputs, labels[, weights])
+    if isinstance(element, dict):
+        arrays = {k: np.asarray(element[k], np.float32) for k in names if k in element}
+        missing = [k for k in names if k not in arrays]
+        if missing:
+            raise CalibrationError(f"Expected calibration clips for the streams {names}. "
+                                   f"Received: clips with {sorted(element)}")
+    else:
+        if len(names) != 1:
+            raise CalibrationError(f"Expected calibration clips as dicts {{'rgb', 'flow'}} for "
+                                   f"a two-stream model. Received: {type(element).__name__}")
+        arrays = {names[0]: np.asarray(element, np.float32)}
+    batched = {k: v if v.ndim == 5 else v[None] for k, v in arrays.items()}
+    count = len(next(iter(batched.values())))
+    return [{k: v[i:i + 1] for k, v in batched.items()} for i in range(count)]
+
+
+def _describe(source):
+    if isinstance(source, (str, os.PathLike)):
+        return repr(str(source))
+    return f"a {type(source).__module__}.{type(source).__name__}"
+
+
+def calibration_clips(source, clip_shapes, num_clips=DEFAULT_CALIBRATION_CLIPS, *,
+                      flow_method="tvl1"):
+    """Up to `num_clips` calibration clips of the exported shape.
+
+    Args:
+        source: a folder of videos (`video_calibration_clips`), a
+            `tf.data.Dataset` or any iterable of clips: arrays `[T, H, W, C]`
+            or batches `[B, T, H, W, C]`, dicts `{"rgb", "flow"}` of those,
+            or `(inputs, labels)` pairs; or a function returning such an
+            iterable (the LiteRT converter's `representative_dataset`).
+        clip_shapes: `{"rgb": (T, H, W, 3), "flow": (T, H, W, 2)}`.
+        num_clips: the most clips used.
+        flow_method: how a folder's videos get their flow.
+
+    Returns:
+        A list of `{stream: float32 [1, T, H, W, C]}`.
+
+    Raises:
+        CalibrationError: no clip, or clips of another shape than exported.
+
+    Example:
+
+    >>> train, _ = motion_datasets(num_train=64, num_frames=8, size=32)
+    >>> len(calibration_clips(train, {"rgb": (8, 32, 32, 3)}, num_clips=16))
+    16
+    """
+    if not isinstance(num_clips, int) or num_clips < 1:
+        raise CalibrationError(f"Expected a positive number of calibration clips. "
+                               f"Received: num_clips={num_clips!r}")
+    names = sorted(clip_shapes)
+    if isinstance(source, (str, os.PathLike)):
+        clips = video_calibration_clips(source, clip_shapes, num_clips, flow_method=flow_method)
+    else:
+        if callable(source) and not hasattr(source, "__iter__"):
+            source = source()
+        clips = []
+        for element in source:
+            clips.extend(_as_clips(element, names))
+            if len(clips) >= num_clips:
+                break
+        clips = clips[:num_clips]
+    if not clips:
+        raise CalibrationError(f"Expected at least one calibration clip. Received: 0 clips "
+                               f"from {_describe(source)}")
+    for clip in clips:
+        for name, shape in clip_shapes.items():
+            if tuple(clip[name].shape[1:]) != tuple(shape):
+                raise CalibrationError(
+                    f"Expected {name!r} calibration clips of shape {tuple(shape)} (the exported "
+                    f"clip). Received: shape={tuple(clip[name].shape[1:])}")
+    return clips
+
+
+__all__ = ["DEFAULT_CALIBRATION_CLIPS", "VIDEO_EXTENSIONS", "CalibrationError",
+           "calibration_clips", "check_video_folder", "clip_starts", "video_calibration_clips", "video_files"]
