@@ -14,8 +14,8 @@ into a graph of 4-D tensors: a batch-1 clip `[1, T, H, W, C]` is held as
 
 * a Conv3D is `kt` time-shifted copies of its input (`PAD`, `SLICE` on the
   time axis; a temporal stride by `RESHAPE` into `[rows, stride, H * W, C]`
-  and one slice per tap), concatenated along channels (at most 4 inputs per
-  `CONCATENATION`), then one `CONV_2D`; a `1x1x1` convolution is a `CONV_2D`
+  and one slice per tap), concatenated along channels (at most 5 inputs per
+  `CONCATENATION`, XNNPACK's limit), then one `CONV_2D`; a `1x1x1` convolution is a `CONV_2D`
   with a `1x1` kernel;
 * the BatchNorm after a convolution (or a dense layer) is folded into its
   kernel and bias, and its ReLU into the operator (LiteRT's fused activation);
@@ -53,9 +53,10 @@ import tensorflow as tf
 
 from i3d_keras.models import layers as i3d_layers
 
-#: The most inputs per `CONCATENATION` (XNNPACK's delegate rejected 7; a tree
-#: of concatenations of at most this many gives the same tensor).
-MAX_CONCAT_INPUTS = 4
+#: The most inputs per `CONCATENATION` XNNPACK's delegate takes (ai-edge-litert
+#: 2.3: 5 taken, 6 or more left to LiteRT's own kernel, float and int8); more
+#: are concatenated in two levels.
+MAX_CONCAT_INPUTS = 5
 
 
 class _Clip:
@@ -87,14 +88,17 @@ def _leaves(structure):
 
 
 def concat(tensors, axis):
-    """`tf.concat` as a tree of concatenations of at most `MAX_CONCAT_INPUTS`."""
+    """`tf.concat` as concatenations of at most `MAX_CONCAT_INPUTS` inputs.
+
+    The first inputs are concatenated first, as few as needed, so that the
+    fewest are copied twice (7 time taps: 3 of them).
+    """
     tensors = list(tensors)
     if len(tensors) == 1:
         return tensors[0]
     while len(tensors) > MAX_CONCAT_INPUTS:
-        tensors = [tensors[i:i + MAX_CONCAT_INPUTS] for i in range(0, len(tensors),
-                                                                 MAX_CONCAT_INPUTS)]
-        tensors = [group[0] if len(group) == 1 else tf.concat(group, axis) for group in tensors]
+        merged = min(len(tensors) - MAX_CONCAT_INPUTS + 1, MAX_CONCAT_INPUTS)
+        tensors = [tf.concat(tensors[:merged], axis), *tensors[merged:]]
     return tf.concat(tensors, axis)
 
 

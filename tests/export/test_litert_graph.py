@@ -67,9 +67,12 @@ def test_pool3d_equals_keras_3d_pooling(rng, shape, window, strides, padding, mo
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
 
 
-def test_concat_tree_is_one_concatenation():
+def test_concatenations_of_at_most_five_inputs_are_one_concatenation():
     parts = [tf.fill([2, 3], float(i)) for i in range(11)]
     np.testing.assert_array_equal(litert_graph.concat(parts, -1), tf.concat(parts, -1))
+    fn = tf.function(lambda: litert_graph.concat(parts[:7], -1)).get_concrete_function()
+    inputs = [len(op.inputs) - 1 for op in fn.graph.get_operations() if op.type == "ConcatV2"]
+    assert sorted(inputs) == [3, 5]  # (t0, t1, t2), then that and t3..t6
 
 
 def _same_logits(model, clips, tolerance=1e-5):
