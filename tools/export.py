@@ -21,7 +21,7 @@ Usage:
   python tools/export.py --format tflite --rgb_model runs/i3d_rgb_motion/best.keras \
       --frames 16 --image_size 32 --quantization float16 --output i3d_rgb.tflite --verify
 
-  # Full-integer int8 (weights and activations), calibrated on 32 clips of a folder of
+  # Full-integer int8 (weights and activations), calibrated on 128 clips of a folder of
   # videos (int8 input and output tensors too with --int8_io):
   python tools/export.py --format tflite --rgb_model runs/i3d_rgb_motion/best.keras \
       --frames 16 --quantization int8 --calibration_data videos/ --output i3d_rgb_int8.tflite
@@ -63,8 +63,9 @@ _QUANT = flags.DEFINE_enum("quantization", "float32",
 _CALIBRATION = flags.DEFINE_string("calibration_data", None, "LiteRT int8: a folder of videos "
                                    "to calibrate the int8 ranges on (clips at the exported "
                                    "length, centre crops, spread over the videos).")
-_CALIBRATION_CLIPS = flags.DEFINE_integer("calibration_clips", 32, "LiteRT int8: calibration "
-                                          "clips taken from --calibration_data.", lower_bound=1)
+_CALIBRATION_CLIPS = flags.DEFINE_integer("calibration_clips", 128, "LiteRT int8: calibration "
+                                          "clips taken from --calibration_data (spread over "
+                                          "its videos).", lower_bound=1)
 _INT8_IO = flags.DEFINE_bool("int8_io", False, "LiteRT int8: int8 input and output tensors "
                              "(default float32, quantised in the file).")
 _FLOW_METHOD = flags.DEFINE_enum("flow_method", "tvl1", ["tvl1", "dis", "farneback"],

@@ -29,10 +29,12 @@ import numpy as np
 from i3d_keras.data import flow as flow_lib
 from i3d_keras.data import video as video_lib
 
-#: Clips used when no number is given: 32 clips of the exported length (at 16
-#: frames, 512 frames and their activations; the README's agreement figures
-#: were measured with this default).
-DEFAULT_CALIBRATION_CLIPS = 32
+#: Clips used when no number is given. Ranges are the minima and maxima seen,
+#: so too few clips leave outliers to saturate: the motion model (8 x 32 x 32
+#: clips) agreed with its float self on 98.0% / 98.5% / 99.5% / 99.5% of 200
+#: validation clips calibrated on 8 / 32 / 128 / 512 training clips, its
+#: largest logit error 5.8 / 4.7 / 0.63 / 0.36 (logits up to 15).
+DEFAULT_CALIBRATION_CLIPS = 128
 
 #: Files a folder of videos is read from (OpenCV's FFmpeg decodes them).
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".gif", ".mpg", ".mpeg", ".m4v")

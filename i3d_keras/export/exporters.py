@@ -354,7 +354,7 @@ def export_tflite(model, path, *, quantization="float32", frames=None, image_siz
             `(clips, labels)` pairs allowed) or any iterable of them; see
             `i3d_keras.export.calibration.calibration_clips`.
         num_calibration_clips: clips used for calibration (default
-            `calibration.DEFAULT_CALIBRATION_CLIPS`, 32).
+            `calibration.DEFAULT_CALIBRATION_CLIPS`, 128).
         int8_io: `"int8"` only: int8 input and output tensors.
         graph: `"4d"` (default) or `"keras"` (see above).
         flow_method: how a folder's videos get their flow for flow streams.
