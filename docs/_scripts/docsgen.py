@@ -529,13 +529,20 @@ def _rows_benchmark(data):
         rows.append(("matmul 2048², float32", f"{_s(data['matmul_gflops'], 0)} GFLOP/s"))
     if data.get("matmul_bfloat16_gflops"):
         rows.append(("matmul 2048², bfloat16", f"{_s(data['matmul_bfloat16_gflops'], 0)} GFLOP/s"))
-    litert = data.get("litert")
-    if litert and "litert_seconds" in litert:
-        rows.append((f"LiteRT (builtin ops), 1 clip of {litert.get('frames', '?')} frames",
-                     f"{_s(litert.get('litert_seconds'))} s against TensorFlow's "
-                     f"{_s(litert.get('tf_seconds'))} s"
-                     + (f", largest logit difference {litert['max_abs_logit_diff']:.1e}"
-                        if litert.get("max_abs_logit_diff") is not None else "")))
+    litert = data.get("litert") or {}
+    if "litert_seconds" in litert:  # one clip length, as recorded before issue 26
+        litert = {str(litert.get("frames", "?")): litert}
+    for frames, lite in litert.items():
+        files = lite.get("quantizations") or {"float32": {
+            "seconds": lite.get("litert_seconds"),
+            "max_abs_logit_diff": lite.get("max_abs_logit_diff")}}
+        for quantization, q in files.items():
+            split = (f", {q['partitions']} XNNPACK partition(s)" if "partitions" in q else "")
+            rows.append((f"LiteRT {quantization} (builtin ops), 1 clip of {frames} frames",
+                         f"{_s(q.get('seconds'))} s against TensorFlow's "
+                         f"{_s(lite.get('tf_seconds'))} s{split}"
+                         + (f", largest logit difference {q['max_abs_logit_diff']:.1e}"
+                            if q.get("max_abs_logit_diff") is not None else "")))
     if data.get("peak_memory_mb"):
         rows.append(("peak memory", f"{data['peak_memory_mb'] / 1024:.1f} GiB"))
     return rows
