@@ -1,7 +1,11 @@
 """Deployment: SavedModel for TF Serving, LiteRT (TFLite) files, serving requests.
 
 - `exporters.py`: `export_saved_model` (raw frames in, preprocessing in the
-  graph, both streams fused) and `export_tflite` / `verify_tflite`.
+  graph, both streams fused) and `export_tflite` / `verify_tflite` /
+  `litert_delegation`.
+- `litert_graph.py`: the models rebuilt in 4-D tensors for LiteRT, so that
+  XNNPACK runs the whole graph.
+- `calibration.py`: clips calibrating full-integer (int8) LiteRT files.
 - `serving.py`: REST and gRPC requests for TF Serving.
 """
 

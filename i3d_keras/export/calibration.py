@@ -16,7 +16,7 @@ Reference: Carreira & Zisserman, "Quo Vadis, Action Recognition?", CVPR 2017
 
 Example:
 
->>> clips = calibration_clips("videos/", {"rgb": (16, 224, 224, 3)}, num_clips=8)
+>>> clips = calibration_clips("videos/", {"rgb": (16, 224, 224, 3)})  # doctest: +SKIP
 >>> clips[0]["rgb"].shape  # doctest: +SKIP
 (1, 16, 224, 224, 3)
 """

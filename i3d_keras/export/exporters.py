@@ -6,6 +6,10 @@ place, so that a watching server never loads half a model), and never over an
 existing version unless asked. LiteRT files use builtin ops only (no Flex), so
 they run in the standalone `ai-edge-litert` interpreter: the package's 3D
 poolings are built from 2D poolings for this reason (see `i3d_keras.models.layers`).
+They hold the model rebuilt in 4-D tensors (`i3d_keras.export.litert_graph`),
+which LiteRT's XNNPACK delegate runs whole (`litert_delegation`), in float32,
+float16, dynamic-range int8 or full-integer int8 calibrated on clips
+(`i3d_keras.export.calibration`).
 
 Reference: Carreira & Zisserman, "Quo Vadis, Action Recognition?", CVPR 2017
 (two-stream fusion: logits added before the softmax).
