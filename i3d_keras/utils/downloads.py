@@ -17,6 +17,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 
 
@@ -40,6 +41,11 @@ def get_file(fname: str, origin: str, *, what: str, offline: str, **kwargs) -> s
     """
     import keras  # noqa: PLC0415 (only when something is downloaded)
 
+    if kwargs.get("cache_dir"):
+        # Keras replaces a cache folder it cannot write to, one that does not
+        # exist yet included, by /tmp/.keras without a word.
+        with contextlib.suppress(OSError):
+            os.makedirs(os.path.expanduser(kwargs["cache_dir"]), exist_ok=True)
     try:
         with contextlib.redirect_stdout(sys.stderr):
             return keras.utils.get_file(fname, origin, **kwargs)
