@@ -194,19 +194,26 @@ def _clock(seconds: float) -> str:
     return f"{hours}:{minutes:02d}:{rest:04.1f}" if hours else f"{minutes}:{rest:04.1f}"
 
 
-def center_crop_frame(frame: np.ndarray, size) -> np.ndarray:
-    """The centre `size` (int or `(h, w)`) crop of one `[H, W, C]` frame.
+def center_crop_np(frames: np.ndarray, size) -> np.ndarray:
+    """The centre `size` (int or `(h, w)`) crop of a frame `[H, W, C]` or of
+    every frame of `[..., H, W, C]` (numpy; the package's one centre crop of
+    arrays).
 
     Raises:
-        ValueError: a frame smaller than the crop.
+        ValueError: frames smaller than the crop.
+
+    Example:
+
+    >>> center_crop_np(np.zeros((5, 256, 340, 3)), 224).shape
+    (5, 224, 224, 3)
     """
-    h, w = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
-    height, width = frame.shape[:2]
+    h, w = (size, size) if isinstance(size, (int, np.integer)) else (int(size[0]), int(size[1]))
+    height, width = frames.shape[-3:-1]
     if height < h or width < w:
         raise ValueError(f"Expected frames of at least {h}x{w} for the centre crop. "
                          f"Received: frames of {height}x{width}")
     top, left = (height - h) // 2, (width - w) // 2
-    return frame[top:top + h, left:left + w]
+    return frames[..., top:top + h, left:left + w, :]
 
 
 def flow_fields(frames: Iterable[np.ndarray], method: str = "tvl1", *, estimator=None
@@ -259,7 +266,7 @@ def model_inputs(frames: Iterable[np.ndarray], streams: Sequence[str] = ("rgb",)
     streams = tuple(streams)
     if "flow" not in streams:
         for index, frame in enumerate(frames):
-            yield {"rgb": center_crop_frame(frame, crop)} \
+            yield {"rgb": center_crop_np(frame, crop)} \
                 if needed is None or needed(index) else None
         return
     fn = estimator or flow_lib.create_flow_estimator(flow_method)
@@ -289,9 +296,9 @@ def _field(fn, frame, following, bound: float = flow_lib.FLOW_BOUND) -> np.ndarr
 
 
 def _item(frame, field, streams, crop) -> Dict[str, np.ndarray]:
-    item = {"flow": center_crop_frame(field, crop)}
+    item = {"flow": center_crop_np(field, crop)}
     if "rgb" in streams:
-        item["rgb"] = center_crop_frame(frame, crop)
+        item["rgb"] = center_crop_np(frame, crop)
     return item
 
 
@@ -424,5 +431,5 @@ class StreamProgress:
             self.out.flush()
 
 
-__all__ = ["StreamProgress", "VideoStream", "center_crop_frame", "flow_fields",
+__all__ = ["StreamProgress", "VideoStream", "center_crop_np", "flow_fields",
            "in_some_window", "is_live_source", "model_inputs", "sliding_windows", "to_clip"]

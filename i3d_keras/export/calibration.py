@@ -108,12 +108,12 @@ def _short_side(image_size):
 
 
 def _center_crop(frames, size):
-    height, width = frames.shape[1:3]
-    if height < size or width < size:
-        raise CalibrationError(f"Expected frames of at least {size}x{size} for the centre "
-                               f"crop. Received: frames of {height}x{width}")
-    top, left = (height - size) // 2, (width - size) // 2
-    return frames[:, top:top + size, left:left + size]
+    from i3d_keras.data import streaming  # noqa: PLC0415
+
+    try:
+        return streaming.center_crop_np(frames, size)
+    except ValueError as error:
+        raise CalibrationError(str(error)) from None
 
 
 def video_calibration_clips(folder, clip_shapes, num_clips=DEFAULT_CALIBRATION_CLIPS, *,

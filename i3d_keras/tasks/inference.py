@@ -633,18 +633,15 @@ def _size_pair(image_size) -> Tuple[int, int]:
 
 
 def center_crop_np(frames: np.ndarray, size) -> np.ndarray:
-    """The centre `size` crop of every frame of `[T, H, W, C]` (numpy).
+    """The centre `size` crop of every frame of `[T, H, W, C]` (numpy;
+    `streaming.center_crop_np`, `size` None meaning 224).
 
     Raises:
         ValueError: frames smaller than the crop.
     """
-    h, w = _size_pair(size)
-    height, width = frames.shape[1:3]
-    if height < h or width < w:
-        raise ValueError(f"Expected frames of at least {h}x{w} for the centre crop. "
-                         f"Received: frames of {height}x{width}")
-    top, left = (height - h) // 2, (width - w) // 2
-    return frames[:, top:top + h, left:left + w]
+    from i3d_keras.data import streaming  # noqa: PLC0415
+
+    return streaming.center_crop_np(frames, _size_pair(size))
 
 
 def center_clip_indices(num_video_frames: int, clip_length: int) -> np.ndarray:
