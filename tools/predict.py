@@ -230,6 +230,10 @@ def main(argv):
             so_far.append(entry)
             _print_window(entry, live)
 
+        from i3d_keras.data import parallel  # noqa: PLC0415
+
+        # Across the videos (each one's own line shows its position and real-time factor).
+        bar = parallel.Progress(len(sources), desc="predict", enabled=not live)
         source = None
         try:
             for source in sources:
@@ -243,6 +247,8 @@ def main(argv):
                     on_window=on_window if window else None)
                 results.append(result)
                 _print_result(result, bool(window))
+                bar.update(1, failed=0 if result["ok"] else 1)
+            bar.close()
         except KeyboardInterrupt:  # keep what was classified, then stop as interrupted
             if so_far:
                 results.append({"video": str(source), "ok": True, "interrupted": True,
