@@ -68,14 +68,16 @@ def write_test_video(path: Path, seconds: int, size=(240, 320), fps: int = 25) -
 def run_child(command):
     """`(seconds, peak MB, returncode, stderr tail)` of a child process (its own
     peak resident memory, from `os.wait4`)."""
-    start = time.monotonic()
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True)
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.monotonic() - start
-    err = proc.stderr.read()
-    proc.stderr.close()
-    return seconds, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status), err[-1500:]
+    # Standard error to a file, not a pipe: a child that writes more than a pipe
+    # holds would wait for a reader while we wait for it.
+    with tempfile.TemporaryFile(mode="w+") as err:
+        start = time.monotonic()
+        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.monotonic() - start
+        err.seek(0)
+        tail = err.read()[-1500:]
+    return seconds, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status), tail
 
 
 def main(argv):
