@@ -538,6 +538,10 @@ def _rows_benchmark(data):
             "max_abs_logit_diff": lite.get("max_abs_logit_diff")}}
         for quantization, q in files.items():
             split = (f", {q['partitions']} XNNPACK partition(s)" if "partitions" in q else "")
+            if q.get("arena_mb") is not None:
+                split += f", activation arena {q['arena_mb']:.0f} MB"
+            if q.get("resident_mb") is not None:
+                split += f", {q['resident_mb']:.0f} MB resident"
             rows.append((f"LiteRT {quantization} (builtin ops), 1 clip of {frames} frames",
                          f"{_s(q.get('seconds'))} s against TensorFlow's "
                          f"{_s(lite.get('tf_seconds'))} s{split}"

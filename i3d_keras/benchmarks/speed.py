@@ -104,6 +104,41 @@ def litert_threads():
         return os.cpu_count() or 1
 
 
+#: Run in a fresh process: the resident memory a LiteRT file adds, loaded and
+#: run on one clip, without TensorFlow's own memory in the way.
+_LITERT_RESIDENT = """
+import os, resource, sys
+import numpy as np
+from ai_edge_litert.interpreter import Interpreter
+def resident():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+before = resident()
+interpreter = Interpreter(model_path=sys.argv[1], num_threads=int(sys.argv[2]))
+interpreter.allocate_tensors()
+for detail in interpreter.get_input_details():
+    interpreter.set_tensor(detail["index"], np.zeros(detail["shape"], detail["dtype"]))
+interpreter.invoke()
+print(max(resident(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024) - before)
+"""
+
+
+def litert_resident_mb(path, num_threads=1):
+    """Resident memory (MB) a LiteRT file adds to a process that loads it and runs one clip.
+
+    Measured in a fresh Python process (Linux: `/proc/self/statm`): the file's
+    weights, XNNPACK's packed copy of them, its workspace and LiteRT's arena.
+    `None` where it cannot be measured (not Linux, or the child failed).
+    """
+    if not os.path.exists("/proc/self/statm"):
+        return None
+    out = subprocess.run([sys.executable, "-c", _LITERT_RESIDENT, str(path), str(num_threads)],
+                         capture_output=True, text=True, check=False)
+    if out.returncode:
+        return None
+    return int(out.stdout.split()[-1]) / 1e6
+
+
 def time_litert(model, frames=16, image_size=224, repeats=3, num_threads=None,
                 quantizations=("float32",), calibration_clips=2):
     """Seconds per clip of LiteRT files of `model` against TF, same clip, same run.
@@ -113,7 +148,10 @@ def time_litert(model, frames=16, image_size=224, repeats=3, num_threads=None,
     TF's forward pass and each file in the standalone `ai-edge-litert`
     interpreter (XNNPACK on) in turns, round by round, so that the ratios
     compare runs under the same load. Records how XNNPACK splits each file
-    (`exporters.litert_delegation`), its size and its logits against Keras.
+    (`exporters.litert_delegation`), its size, its memory (the activation
+    arena planned from the file, `litert_memory.litert_memory`, and the
+    resident memory it adds to a process, `litert_resident_mb`) and its
+    logits against Keras.
 
     Args:
         model: a one-stream model ending at its logits.
@@ -126,8 +164,9 @@ def time_litert(model, frames=16, image_size=224, repeats=3, num_threads=None,
 
     Returns:
         `{"frames", "threads", "tf_seconds", "tf_runs", "quantizations": {q:
-        {"seconds", "runs", "over_tf", "partitions", "outside",
-        "size_mb", "max_abs_logit_diff", "top1_agreement"}}}`, and the first
+        {"seconds", "runs", "over_tf", "partitions", "outside", "size_mb",
+        "arena_mb", "resident_mb", "max_abs_logit_diff", "top1_agreement"}}}`,
+        and the first
         quantisation's `litert_seconds`, `litert_over_tf`, `partitions`,
         `max_abs_logit_diff`, `top1_agreement` at the top.
 
@@ -138,7 +177,7 @@ def time_litert(model, frames=16, image_size=224, repeats=3, num_threads=None,
     """
     import tempfile  # noqa: PLC0415
 
-    from i3d_keras.export import exporters  # noqa: PLC0415
+    from i3d_keras.export import exporters, litert_memory  # noqa: PLC0415
 
     num_threads = num_threads or litert_threads()
     channels = model.inputs[0].shape[-1]
@@ -163,7 +202,9 @@ def time_litert(model, frames=16, image_size=224, repeats=3, num_threads=None,
             files[quantization] = {
                 "interpreter": exporters.litert_interpreter(path, num_threads=num_threads),
                 "partitions": delegation["partitions"], "outside": delegation["outside"],
-                "size_mb": os.path.getsize(path) / 1e6, **report}
+                "size_mb": os.path.getsize(path) / 1e6,
+                "arena_mb": litert_memory.litert_memory(path)["arena_mb"],
+                "resident_mb": litert_resident_mb(path, num_threads), **report}
         runs = {"tf": []}
         runs.update({q: [] for q in files})
         for round_ in range(repeats + 1):  # round 0 warms up
@@ -556,6 +597,10 @@ def _litert_lines(litert):
             if outside:
                 split += " (outside: " + ", ".join(f"{n} {op}" for op, n in outside.items()) + ")"
             size = f", {q['size_mb']:.1f} MB" if "size_mb" in q else ""
+            if q.get("arena_mb") is not None:
+                size += f", arena {q['arena_mb']:.0f} MB"
+            if q.get("resident_mb") is not None:
+                size += f", resident {q['resident_mb']:.0f} MB"
             lines.append(f"  {quantization:<12} {q['seconds']:.3f} s/clip, LiteRT/TF time "
                          f"{q['over_tf']:.2f}{split}{size}, max |logit diff| "
                          f"{q['max_abs_logit_diff']:.2e}")
@@ -609,6 +654,7 @@ def format_results(results):
     return "\n".join(lines)
 
 
-__all__ = ["PyTorchError", "check_pytorch", "format_results", "litert_threads", "matmul_gflops",
-           "model_macs", "peak_memory_mb", "plot_results", "pytorch_logits", "run_benchmarks",
-           "time_forward", "time_litert", "time_pytorch", "time_train_step"]
+__all__ = ["PyTorchError", "check_pytorch", "format_results", "litert_resident_mb",
+           "litert_threads", "matmul_gflops", "model_macs", "peak_memory_mb", "plot_results",
+           "pytorch_logits", "run_benchmarks", "time_forward", "time_litert", "time_pytorch",
+           "time_train_step"]
