@@ -82,7 +82,8 @@ _IMAGE_SIZE = flags.DEFINE_integer("image_size", None, "Motion: frame size (defa
 _SEED = flags.DEFINE_integer("seed", 0, "Motion: random seed (tools/train.py's --seed).")
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace a dataset of the same name in "
                                "--output_dir made with other settings (or, for --layout "
-                               "motion, any).")
+                               "motion or --beam, which cannot resume, any); its old shards "
+                               "are deleted.")
 _BEAM = flags.DEFINE_bool("beam", False, "Run as an Apache Beam pipeline; arguments after "
                           "`--` go to Beam (e.g. --runner=DirectRunner).")
 
@@ -164,7 +165,8 @@ def main(argv):
     if _BEAM.value:
         try:
             from i3d_keras.data import beam_pipeline  # noqa: PLC0415
-            report = beam_pipeline.run(listing, _OUTPUT.value, pipeline_args=argv[1:], **common)
+            report = beam_pipeline.run(listing, _OUTPUT.value, pipeline_args=argv[1:],
+                                       overwrite=_OVERWRITE.value, **common)
         except ImportError as error:
             console.fail(f"--beam needs Apache Beam ({error}); pip install apache-beam")
     else:

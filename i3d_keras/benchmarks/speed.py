@@ -107,30 +107,30 @@ def litert_threads():
 #: Run in a fresh process: the resident memory a LiteRT file adds, loaded and
 #: run on one clip, without TensorFlow's own memory in the way.
 _LITERT_RESIDENT = """
-import os, resource, sys
+import sys
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
-def resident():
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-before = resident()
+def status(key):  # kB; VmHWM: this process's peak since exec (ru_maxrss keeps the parent's)
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(key + ":"))
+before = status("VmRSS")
 interpreter = Interpreter(model_path=sys.argv[1], num_threads=int(sys.argv[2]))
 interpreter.allocate_tensors()
 for detail in interpreter.get_input_details():
     interpreter.set_tensor(detail["index"], np.zeros(detail["shape"], detail["dtype"]))
 interpreter.invoke()
-print(max(resident(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024) - before)
+print((max(status("VmHWM"), status("VmRSS")) - before) * 1024)
 """
 
 
 def litert_resident_mb(path, num_threads=1):
     """Resident memory (MB) a LiteRT file adds to a process that loads it and runs one clip.
 
-    Measured in a fresh Python process (Linux: `/proc/self/statm`): the file's
+    Measured in a fresh Python process (Linux: `/proc/self/status`): the file's
     weights, XNNPACK's packed copy of them, its workspace and LiteRT's arena.
     `None` where it cannot be measured (not Linux, or the child failed).
     """
-    if not os.path.exists("/proc/self/statm"):
+    if not os.path.exists("/proc/self/status"):
         return None
     out = subprocess.run([sys.executable, "-c", _LITERT_RESIDENT, str(path), str(num_threads)],
                          capture_output=True, text=True, check=False)

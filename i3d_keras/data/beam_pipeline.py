@@ -99,7 +99,8 @@ def run(listing: Union[datasets.Listing, Sequence[datasets.VideoEntry]], output_
         fps: Optional[float] = 25.0, short_side: Optional[int] = 256, jpeg_quality: int = 90,
         flow_format: str = "png", videos_per_shard: int = 100,
         max_frames: Optional[int] = None,
-        pipeline_args: Optional[List[str]] = None) -> datasets.PrepareReport:
+        pipeline_args: Optional[List[str]] = None,
+        overwrite: bool = False) -> datasets.PrepareReport:
     """Runs the conversion with Beam and writes metadata like `prepare_dataset`.
 
     Args:
@@ -110,6 +111,10 @@ def run(listing: Union[datasets.Listing, Sequence[datasets.VideoEntry]], output_
         `flow_method`, `fps`, `short_side`, `jpeg_quality`, `flow_format`,
         `videos_per_shard` and `max_frames`.
       pipeline_args: Beam options, e.g. ["--runner=DirectRunner"] (default).
+      overwrite: convert again into a folder that holds dataset `name`. A
+        Beam run cannot resume (it converts every video), so any earlier
+        shards of `name` are refused without it
+        (`datasets.claim_output_dir`).
 
     Returns:
       A `datasets.PrepareReport`.
@@ -117,18 +122,17 @@ def run(listing: Union[datasets.Listing, Sequence[datasets.VideoEntry]], output_
     from apache_beam.options.pipeline_options import PipelineOptions
 
     t0 = time.monotonic()
-    if isinstance(listing, datasets.Listing):
-        entries, classes = listing.entries, list(classes or listing.classes)
-    else:
-        entries = list(listing)
-        classes = list(classes) if classes is not None else sorted({e.label_name
-                                                                     for e in entries})
-    if not entries:
-        raise datasets.DatasetLayoutError("No videos to convert (the listing is empty)")
-    if flow_method is not None and flow_method not in flow_lib.FLOW_METHODS:
-        raise ValueError(f"`flow_method` must be None or one of {flow_lib.FLOW_METHODS}. "
-                         f"Received: flow_method={flow_method!r}")
-    Path(output_dir).mkdir(parents=True, exist_ok=True)
+    entries, classes = datasets.entries_and_classes(listing, classes, flow_method)
+    # The settings prepare_dataset records (seed 0: the same shards), so that
+    # either path refuses the other's dataset made with other settings.
+    settings = {"fps": fps, "short_side": short_side, "jpeg_quality": jpeg_quality,
+                "flow_format": flow_format, "flow_method": flow_method,
+                "max_frames": max_frames, "videos_per_shard": videos_per_shard, "seed": 0}
+    planned = datasets.plan_shards(entries, name, videos_per_shard)
+    output_dir, _ = datasets.claim_output_dir(output_dir, name, entries, classes, settings,
+                                              planned, overwrite=overwrite, resumable=False)
+    for shard in planned:  # a local run's resume markers: these shards are written anew
+        (output_dir / (shard + ".done.json")).unlink(missing_ok=True)
     opts = {"fps": fps, "short_side": short_side, "jpeg_quality": jpeg_quality,
             "flow_format": flow_format, "flow_method": flow_method, "max_frames": max_frames,
             "cv2_threads": 1}

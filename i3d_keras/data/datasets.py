@@ -497,6 +497,73 @@ def _digest(value) -> str:
     return hashlib.sha256(json.dumps(value, default=str).encode()).hexdigest()[:16]
 
 
+def entries_and_classes(listing: Union[Listing, Sequence[VideoEntry]],
+                        classes: Optional[Sequence[str]] = None,
+                        flow_method: Optional[str] = None
+                        ) -> Tuple[List[VideoEntry], List[str]]:
+    """The videos to convert and the class names, label `i` named by `classes[i]`.
+
+    Raises:
+        DatasetLayoutError: no videos.
+        ValueError: an unknown `flow_method`.
+    """
+    if isinstance(listing, Listing):
+        entries, classes = list(listing.entries), list(classes or listing.classes)
+    else:
+        entries = list(listing)
+        classes = list(classes) if classes is not None else sorted(
+            {e.label_name for e in entries}, key=lambda c: next(
+                e.label for e in entries if e.label_name == c))
+    if not entries:
+        raise DatasetLayoutError("No videos to convert (the listing is empty)")
+    if flow_method is not None and flow_method not in flow_lib.FLOW_METHODS:
+        raise ValueError(f"`flow_method` must be None or one of {flow_lib.FLOW_METHODS}. "
+                         f"Received: flow_method={flow_method!r}")
+    return entries, classes
+
+
+def claim_output_dir(output_dir: PathLike, name: str, entries: Sequence[VideoEntry],
+                     classes: Sequence[str], settings: Dict[str, Any],
+                     plan: Dict[str, Any], *, overwrite: bool = False,
+                     resumable: bool = True) -> Tuple[Path, bool]:
+    """Checks that dataset `name` may be written to `output_dir`, before any work.
+
+    The settings that change the shards (`settings`, and the videos and
+    classes) are compared with `NAME.settings.json` (`outputs.SettingsRecord`):
+    the same settings resume (when `resumable`), other settings or existing
+    shards that cannot be resumed are refused unless `overwrite`. Converting
+    again, the old shards the new `plan` does not write are deleted
+    (`records.stale_shards`): a split's `file_pattern` would read them too.
+
+    Returns:
+        `(output_dir, overwrite)`: the folder (created) and whether every
+        planned shard is to be written again.
+
+    Raises:
+        outputs.OutputError: `output_dir` is a file, or holds this dataset
+            made with other settings (or, not `resumable`, at all) and
+            `overwrite` is False.
+    """
+    output_dir = outputs.check_output_dir(output_dir)
+    settings = dict(settings, classes=_digest(list(classes)), videos=_digest(
+        [(str(e.path), e.label, e.split, e.start, e.end) for e in entries]))
+    record = outputs.SettingsRecord(output_dir, f"{name}.settings.json")
+    existing = output_dir.is_dir() and any(output_dir.glob(f"{name}_*"))
+    if not resumable and existing and not overwrite:
+        raise outputs.OutputError(
+            f"--output_dir {str(output_dir)!r} already holds dataset {name!r}, and this "
+            "conversion cannot resume; pass --overwrite to convert it again, or choose "
+            "another --output_dir or --name")
+    if record.check(settings, has_outputs=existing, overwrite=overwrite) == "recompute":
+        overwrite = True
+    output_dir.mkdir(parents=True, exist_ok=True)
+    if overwrite:
+        splits = {shard[len(name) + 1:].rsplit("-", 3)[0] for shard in plan}
+        for path in records.stale_shards(output_dir, name, splits, keep=plan):
+            path.unlink()
+    return output_dir, overwrite
+
+
 def prepare_dataset(listing: Union[Listing, Sequence[VideoEntry]], output_dir: PathLike,
                     name: str, classes: Optional[Sequence[str]] = None,
                     flow_method: Optional[str] = None, fps: Optional[float] = 25.0,
@@ -546,37 +613,20 @@ def prepare_dataset(listing: Union[Listing, Sequence[VideoEntry]], output_dir: P
         with other settings (and `overwrite` is False).
     """
     t0 = time.monotonic()
-    if isinstance(listing, Listing):
-        entries, classes = listing.entries, list(classes or listing.classes)
-    else:
-        entries = list(listing)
-        classes = list(classes) if classes is not None else sorted(
-            {e.label_name for e in entries}, key=lambda c: next(
-                e.label for e in entries if e.label_name == c))
-    if not entries:
-        raise DatasetLayoutError("No videos to convert (the listing is empty)")
-    if flow_method is not None and flow_method not in flow_lib.FLOW_METHODS:
-        raise ValueError(f"`flow_method` must be None or one of {flow_lib.FLOW_METHODS}. "
-                         f"Received: flow_method={flow_method!r}")
+    entries, classes = entries_and_classes(listing, classes, flow_method)
     if flow_format not in records.FLOW_FORMATS:
         raise ValueError(f"`flow_format` must be one of {records.FLOW_FORMATS}. "
                          f"Received: flow_format={flow_format!r}")
-    output_dir = outputs.check_output_dir(output_dir)
     settings = {"fps": fps, "short_side": short_side, "jpeg_quality": jpeg_quality,
                 "flow_format": flow_format, "flow_method": flow_method,
-                "max_frames": max_frames, "videos_per_shard": videos_per_shard, "seed": seed,
-                "classes": _digest(classes), "videos": _digest(
-                    [(str(e.path), e.label, e.split, e.start, e.end) for e in entries])}
-    record = outputs.SettingsRecord(output_dir, f"{name}.settings.json")
-    existing = output_dir.is_dir() and any(output_dir.glob(f"{name}_*"))
-    if record.check(settings, has_outputs=existing, overwrite=overwrite) == "recompute":
-        overwrite = True
-    output_dir.mkdir(parents=True, exist_ok=True)
+                "max_frames": max_frames, "videos_per_shard": videos_per_shard, "seed": seed}
+    plan = plan_shards(entries, name, videos_per_shard, seed)
+    output_dir, overwrite = claim_output_dir(output_dir, name, entries, classes, settings,
+                                             plan, overwrite=overwrite)
     num_workers = num_workers or parallel.default_num_workers()
     opts = {"fps": fps, "short_side": short_side, "jpeg_quality": jpeg_quality,
             "flow_format": flow_format, "flow_method": flow_method, "max_frames": max_frames,
             "cv2_threads": 1 if num_workers > 1 else 0}
-    plan = plan_shards(entries, name, videos_per_shard, seed)
     report = PrepareReport(total=len(entries))
     converted_by_split: Counter = Counter()
     per_class: Dict[str, Counter] = defaultdict(Counter)

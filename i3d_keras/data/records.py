@@ -255,6 +255,31 @@ def write_shards(examples: Sequence[Union[bytes, tf.train.SequenceExample]],
     return paths
 
 
+def stale_shards(output_dir: PathLike, name: str, splits: Iterable[str],
+                 keep: Iterable[str]) -> List[Path]:
+    """Shards of dataset `name` in `output_dir` that a new plan does not write.
+
+    A dataset converted again with other sharding leaves its old shards
+    (`-of-00003` beside the new `-of-00002`), which the split's
+    `file_pattern` would read too. These are the shards of `splits` (the old
+    metadata's splits and the new ones: names of the dataset's own files
+    only, never another dataset's) not in `keep`, with their `.done.json`
+    markers.
+    """
+    output_dir, keep = Path(output_dir), set(keep)
+    try:
+        splits = set(splits) | set(read_metadata(metadata_path(output_dir, name))["splits"])
+    except (OSError, ValueError, KeyError, TypeError):
+        splits = set(splits)  # no metadata (or unreadable): the new splits only
+    stale = []
+    for split in sorted(splits):
+        for shard in sorted(output_dir.glob(shard_pattern(f"{name}_{split}"))):
+            if shard.name not in keep:
+                marker = shard.with_name(shard.name + ".done.json")
+                stale += [shard] + ([marker] if marker.exists() else [])
+    return stale
+
+
 def metadata_path(output_dir: PathLike, name: str) -> Path:
     return Path(output_dir) / f"{name}{METADATA_SUFFIX}"
 

@@ -5,6 +5,7 @@
   `litert_delegation`.
 - `litert_graph.py`: the models rebuilt in 4-D tensors for LiteRT, so that
   XNNPACK runs the whole graph.
+- `litert_memory.py`: a LiteRT file's weights and activation arena.
 - `calibration.py`: clips calibrating full-integer (int8) LiteRT files.
 - `serving.py`: REST and gRPC requests for TF Serving.
 """

@@ -7,7 +7,8 @@ with that folder first on PYTHONPATH; elsewhere the test skips.
 
 import pytest
 
-from i3d_keras.data import records
+from i3d_keras.data import datasets, records
+from i3d_keras.utils import outputs
 
 
 def test_direct_runner_converts_good_videos_and_reports_bad_ones(tmp_path, bad_inputs_listing):
@@ -25,3 +26,29 @@ def test_direct_runner_converts_good_videos_and_reports_bad_ones(tmp_path, bad_i
     assert len(shards) == 2
     assert len(records.read_examples(shards)) == 6
     assert records.read_metadata(tmp_path / "beam")["counts"] == {"all": 6}
+
+
+def test_direct_runner_never_replaces_a_dataset_without_overwrite(tmp_path, bad_inputs_listing):
+    pytest.importorskip("apache_beam", reason="apache-beam is an optional extra "
+                        "(pip install apache-beam); not installed here")
+    from i3d_keras.data import beam_pipeline  # noqa: PLC0415
+
+    out = tmp_path / "out"
+    datasets.prepare_dataset(bad_inputs_listing, out, "bm", short_side=24, videos_per_shard=3,
+                             num_workers=1, progress=False)
+    before = {p: p.read_bytes() for p in out.iterdir()}
+    # A Beam run cannot resume: the same settings are refused as well as others.
+    for per_shard in (3, 5):
+        with pytest.raises(outputs.OutputError, match="pass --overwrite"):
+            beam_pipeline.run(bad_inputs_listing, out, "bm", short_side=24,
+                              videos_per_shard=per_shard)
+    assert {p: p.read_bytes() for p in out.iterdir()} == before
+    report = beam_pipeline.run(bad_inputs_listing, out, "bm", short_side=24, videos_per_shard=5,
+                               overwrite=True)
+    assert report.converted == 6
+    # The local run's four shards and markers are gone; the record holds the new settings.
+    assert sorted(p.name for p in out.glob("bm_all-*")) == [
+        "bm_all-00000-of-00002.tfrecord", "bm_all-00001-of-00002.tfrecord"]
+    with pytest.raises(outputs.OutputError, match="videos_per_shard 5 there, 3 now"):
+        datasets.prepare_dataset(bad_inputs_listing, out, "bm", short_side=24,
+                                 videos_per_shard=3, num_workers=1, progress=False)

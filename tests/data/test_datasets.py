@@ -11,6 +11,7 @@ import pytest
 
 from i3d_keras.data import datasets, records
 from i3d_keras.data.video import write_video
+from i3d_keras.utils import outputs
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -152,6 +153,31 @@ def test_prepare_dataset_reports_bad_videos_and_resumes(tmp_path, bad_inputs_lis
     assert again.converted == 6 and len(again.failed) == 4
     with pytest.raises(datasets.DatasetLayoutError, match="empty"):
         datasets.prepare_dataset([], out, "none")
+
+
+def test_prepare_dataset_again_with_other_sharding_reads_no_old_shard(tmp_path,
+                                                                      bad_inputs_listing):
+    out = tmp_path / "out"
+    options = dict(short_side=24, num_workers=1, progress=False)
+    datasets.prepare_dataset(bad_inputs_listing, out, "toy", videos_per_shard=3, **options)
+    # Another dataset whose name starts with this one's: never touched.
+    datasets.prepare_dataset(bad_inputs_listing, out, "toy_x", videos_per_shard=3, **options)
+    others = {p: p.read_bytes() for p in out.glob("toy_x*")}
+    assert len(list(out.glob("toy_all-*-of-00004.tfrecord"))) == 4
+    with pytest.raises(outputs.OutputError, match="videos_per_shard 3 there, 5 now"):
+        datasets.prepare_dataset(bad_inputs_listing, out, "toy", videos_per_shard=5, **options)
+    assert len(list(out.glob("toy_all-*-of-00004.tfrecord"))) == 4
+    report = datasets.prepare_dataset(bad_inputs_listing, out, "toy", videos_per_shard=5,
+                                      overwrite=True, **options)
+    assert report.shards_written == 2
+    # The old four shards and their markers are gone: the split's pattern
+    # reads each video once.
+    assert sorted(p.name for p in out.glob("toy_all-*")) == [
+        f"toy_all-0000{i}-of-00002.tfrecord{end}" for i in range(2) for end in ("", ".done.json")]
+    meta = records.read_metadata(out / "toy.metadata.json")
+    assert len(records.read_examples(sorted(out.glob(meta["splits"]["all"]["file_pattern"])))
+               ) == 6
+    assert {p: p.read_bytes() for p in out.glob("toy_x*")} == others
 
 
 def test_prepare_dataset_in_worker_processes(tmp_path, bad_inputs_listing):
