@@ -34,7 +34,7 @@ import os
 import subprocess
 import sys
 
-from i3d_keras.utils import console  # noqa: E402
+from i3d_keras.utils import console, outputs  # noqa: E402
 
 console.setup()  # before TensorFlow and OpenCV load: quiet unless --verbose
 
@@ -72,6 +72,8 @@ _PRECISIONS = flags.DEFINE_list(
     "--mixed_precision, the others get their time ratios to it.")
 _OUTPUT = flags.DEFINE_string("output", None, "Write the JSON results here.")
 _PLOT = flags.DEFINE_string("plot", None, "Write a PNG of the timings here.")
+_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace existing --output and --plot "
+                               "files.")
 _LITERT = flags.DEFINE_list("litert_frames", ["16", "64"], "Also time LiteRT files against TF "
                             "at these clip lengths (0 or empty: skip).")
 _LITERT_QUANT = flags.DEFINE_list("litert_quantizations", ["float32", "float16", "int8"],
@@ -128,9 +130,11 @@ def main(argv):
         console.fail(f"--precisions takes {', '.join(PRECISIONS)}. "
                      f"Received: --precisions={','.join(_PRECISIONS.value)}")
     litert_frames, litert_quantizations = _litert_flags()
-    for path in (_OUTPUT.value, _PLOT.value):
-        if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
-            console.fail(f"the folder of an output file does not exist. Received: {path}")
+    for flag, path in (("output", _OUTPUT.value), ("plot", _PLOT.value)):
+        if path:
+            outputs.check_output_file(path, flag=flag, overwrite=_OVERWRITE.value)
+    if _OUTPUT.value and _PLOT.value and outputs.same_file(_OUTPUT.value, _PLOT.value):
+        console.fail(f"--output and --plot name the same file. Received: {_PLOT.value}")
     if _ONEDNN.value == "both":
         results = {}
         for setting in ("on", "off"):
@@ -152,8 +156,7 @@ def main(argv):
             from i3d_keras.benchmarks import results as run  # noqa: PLC0415
 
             results["run"] = run.run_record("benchmark")  # machine, versions, commit, date
-            with open(_OUTPUT.value, "w") as f:
-                json.dump(results, f, indent=1)
+            outputs.write_json(_OUTPUT.value, results)
         print(json.dumps({k: {kk: vv for kk, vv in v.items() if kk != "table"}
                           for k, v in results.items()}))
         return
@@ -190,8 +193,7 @@ def main(argv):
         from i3d_keras.benchmarks import results as run  # noqa: PLC0415
 
         results["run"] = run.run_record("benchmark")  # machine, versions, commit, date
-        with open(_OUTPUT.value, "w") as f:
-            json.dump(results, f, indent=1)
+        outputs.write_json(_OUTPUT.value, results)
     print(json.dumps(results))
     if _PLOT.value:
         try:

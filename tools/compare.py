@@ -35,7 +35,6 @@ from i3d_keras.utils import outputs  # noqa: E402
 
 _DEFAULT_ARCHS = ("convnet_pooling,convnet_lstm,c3d,two_stream_2d,3d_fused,i3d,two_stream_i3d")
 
-FLAGS = flags.FLAGS
 _PRECISION = flags.DEFINE_enum("mixed_precision", "auto", list(precision.PRECISIONS),
                                precision.FLAG_HELP)
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where the table and chart go.", required=True)

@@ -28,28 +28,26 @@ from absl import flags  # noqa: E402
 
 from i3d_keras.utils import outputs  # noqa: E402
 
-FLAGS = flags.FLAGS
-
-flags.DEFINE_string("checkpoint", None, "DeepMind checkpoint prefix (.../model.ckpt) or its directory.")
-flags.DEFINE_string("output", None, "Output path, ending in .keras.")
-flags.DEFINE_integer("frames", None, "Static clip length of the model (default: any).",
-                     lower_bound=1)
-flags.DEFINE_integer("image_size", 224, "Frame size of the model (the paper: 224).",
-                     lower_bound=1)
-flags.DEFINE_boolean("overwrite", False, "Replace an existing output file.")
-
+_CHECKPOINT = flags.DEFINE_string("checkpoint", None, "DeepMind checkpoint prefix "
+                                  "(.../model.ckpt) or its directory.")
+_OUTPUT = flags.DEFINE_string("output", None, "Output path, ending in .keras.")
+_FRAMES = flags.DEFINE_integer("frames", None, "Static clip length of the model (default: "
+                               "any).", lower_bound=1)
+_IMAGE_SIZE = flags.DEFINE_integer("image_size", 224, "Frame size of the model (the paper: "
+                                   "224).", lower_bound=1)
+_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace an existing output file.")
 
 
 def main(argv):
     if len(argv) > 1:
         console.fail(f"unexpected arguments: {argv[1:]}")
-    if not FLAGS.checkpoint or not FLAGS.output:
+    checkpoint, output = _CHECKPOINT.value, _OUTPUT.value
+    if not checkpoint or not output:
         console.fail("both --checkpoint and --output are required. Received: "
-              f"checkpoint={FLAGS.checkpoint!r}, output={FLAGS.output!r}")
-    if not FLAGS.output.endswith(".keras"):
-        console.fail(f"--output must end in '.keras'. Received: output={FLAGS.output!r}")
-    checkpoint = FLAGS.checkpoint
-    outputs.check_output_file(FLAGS.output, flag="output", overwrite=FLAGS.overwrite,
+                     f"checkpoint={checkpoint!r}, output={output!r}")
+    if not output.endswith(".keras"):
+        console.fail(f"--output must end in '.keras'. Received: output={output!r}")
+    outputs.check_output_file(output, flag="output", overwrite=_OVERWRITE.value,
                               create_parent=True,
                               inputs=[checkpoint, checkpoint + ".index",
                                       checkpoint + ".data-00000-of-00001"])
@@ -58,17 +56,14 @@ def main(argv):
     from i3d_keras.weights import deepmind  # noqa: PLC0415
 
     try:
-        model = deepmind.from_deepmind_checkpoint(
-            FLAGS.checkpoint, frames=FLAGS.frames, image_size=FLAGS.image_size
-        )
+        model = deepmind.from_deepmind_checkpoint(checkpoint, frames=_FRAMES.value,
+                                                  image_size=_IMAGE_SIZE.value)
     except (FileNotFoundError, ValueError) as error:
         console.fail(str(error))
-    with outputs.atomic_path(FLAGS.output) as tmp:
+    with outputs.atomic_path(output) as tmp:
         model.save(tmp)
-    print(
-        f"Wrote {FLAGS.output}: {model.name}, input {tuple(model.inputs[0].shape)}, "
-        f"output {tuple(model.outputs[0].shape)}, {model.count_params()} parameters"
-    )
+    print(f"Wrote {output}: {model.name}, input {tuple(model.inputs[0].shape)}, "
+          f"output {tuple(model.outputs[0].shape)}, {model.count_params()} parameters")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ console.setup()  # before TensorFlow and OpenCV load: quiet unless --verbose
 
 from absl import flags  # noqa: E402
 
-FLAGS = flags.FLAGS
 _STREAM = flags.DEFINE_enum("stream", "rgb", ["rgb", "flow", "two_stream"], "Which network.")
 _FRAMES = flags.DEFINE_integer("frames", 64, "Clip length in frames.", lower_bound=1)
 _SIZE = flags.DEFINE_integer("image_size", 224, "Frame height and width in pixels.",

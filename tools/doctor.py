@@ -30,17 +30,17 @@ Exit status: 0 all checks passed, 1 some check failed (each is listed with its
 shape), 2 usage error.
 """
 
-import json
 import sys
 import time
 
-from i3d_keras.utils import console
+from i3d_keras.utils import console, outputs
 
 console.setup()  # before TensorFlow loads: quiet unless --verbose
 
 from absl import flags  # noqa: E402
 
 _JSON = flags.DEFINE_string("json", None, "Also write the report and every result here.")
+_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace an existing --json file.")
 _PRECISIONS = flags.DEFINE_list("precisions", None, "Compute dtypes to check: float32, "
                                 "bfloat16, float16 (default: float32 and the one the "
                                 "package's 'auto' precision computes in here, if another).")
@@ -119,6 +119,8 @@ def _time_precisions(report):
 def main(argv):
     if len(argv) > 1:
         console.fail(f"unexpected arguments {argv[1:]}")
+    if _JSON.value:
+        outputs.check_output_file(_JSON.value, flag="json", overwrite=_OVERWRITE.value)
     from i3d_keras.benchmarks import diagnostics  # noqa: PLC0415
 
     dtypes = [p.strip() for p in _PRECISIONS.value or []]
@@ -177,9 +179,8 @@ def main(argv):
               f"error {worst:.1e}; {time.monotonic() - start:.0f} s)")
     if _JSON.value:
         try:
-            with open(_JSON.value, "w", encoding="utf-8") as f:
-                json.dump({"machine": report, "results": [r.to_json() for r in results]}, f,
-                          indent=1)
+            outputs.write_json(_JSON.value, {"machine": report,
+                                             "results": [r.to_json() for r in results]})
         except OSError as error:
             console.fail(f"cannot write {_JSON.value!r}: {error.strerror}")
         console.info(f"wrote {_JSON.value}")

@@ -22,7 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from i3d_keras.models import convolution
-from i3d_keras.utils import plotting
+from i3d_keras.utils import outputs, plotting
 from i3d_keras.models import i3d as i3d_model
 from i3d_keras.models import receptive_field
 
@@ -563,7 +563,8 @@ def plot_results(results, path):
                  f"{machine.get('tensorflow', '?')}; float32 matmul "
                  f"{results['matmul_gflops']:.0f} GFLOP/s in the same run")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    with outputs.atomic_path(path) as tmp:  # a replaced plot survives a crash
+        fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
     return path
 

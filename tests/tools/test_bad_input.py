@@ -171,6 +171,26 @@ def test_fvd_never_replaces_its_inputs_or_outputs(tmp_path):
     assert "FVD: 0.0000" in run.stdout and json.loads(taken.read_text())["fvd"] >= 0
 
 
+@pytest.mark.parametrize("tool, flag", [("benchmark", "--output"), ("benchmark", "--plot"),
+                                        ("doctor", "--json")])
+def test_reports_never_replace_a_file_without_overwrite(tool, flag, tmp_path):
+    taken = tmp_path / "mine.txt"
+    taken.write_text("mine")
+    assert_usage_error(run_tool(tool, flag, taken), "exists; pass --overwrite")
+    assert taken.read_text() == "mine"
+    assert_usage_error(run_tool(tool, flag, tmp_path), "is a folder")
+
+
+def test_every_tool_writing_a_named_file_has_overwrite():
+    """A file named by a flag is only ever replaced with --overwrite."""
+    file_flags = re.compile(r'DEFINE_string\(\s*"(json|output|plot|csv|timeline|annotate|'
+                            r'save_stats|dry_run)"')
+    missing = [tool for tool in TOOLS
+               if file_flags.search((ROOT / "tools" / f"{tool}.py").read_text())
+               and 'DEFINE_bool("overwrite"' not in (ROOT / "tools" / f"{tool}.py").read_text()]
+    assert not missing, missing
+
+
 def test_export_checks_every_path_before_loading_a_model(files, tmp_path):
     existing = tmp_path / "model.tflite"
     existing.write_bytes(b"mine")
