@@ -160,6 +160,36 @@ def _numpy(variable):
         return np.asarray(keras.ops.convert_to_numpy(variable), np.float64)
 
 
+def _batch_norm_affine(norm):
+    """A BatchNormalization layer's inference as `x * scale + offset` (float64)."""
+    scale = 1.0 / np.sqrt(_numpy(norm.moving_variance) + norm.epsilon)
+    if norm.scale:
+        scale = scale * _numpy(norm.gamma)
+    offset = -_numpy(norm.moving_mean) * scale
+    if norm.center:
+        offset = offset + _numpy(norm.beta)
+    return scale, offset
+
+
+def _following_batch_norm(op):
+    """The BatchNormalization over the last axis that alone reads `op`'s only
+    output, or None (shared layers and other readers are left as they are)."""
+    if len(op._inbound_nodes) != 1 or len(op._outbound_nodes) != 1:
+        return None
+    norm = op._outbound_nodes[0].operation
+    if not isinstance(norm, keras.layers.BatchNormalization) or len(norm._inbound_nodes) != 1:
+        return None
+    rank = len(op.output.shape)
+    return norm if norm.axis % rank == rank - 1 else None
+
+
+def _read_by_batch_norm(layer):
+    """Whether a BatchNormalization reads `layer`'s output (else nothing is
+    kept to fold one in later)."""
+    return any(isinstance(node.operation, keras.layers.BatchNormalization)
+               for node in layer._outbound_nodes)
+
+
 def _activation(name):
     return None if name == "linear" else name
 
@@ -182,6 +212,7 @@ class _Tracer:
 
     def __init__(self):
         self.refold = {}
+        self.folded = set()  # ids of BatchNorm layers folded into the layer before
         self.fallbacks = []
 
     # -- graph walking ----------------------------------------------------
@@ -308,10 +339,20 @@ class _Tracer:
 
     # -- affine layers -----------------------------------------------------
 
-    def _affine(self, build, kernel, bias, activation):
-        """Emits `build(kernel, bias)`; records how to fold a BatchNorm into it."""
+    def _affine(self, op, build, kernel, bias, activation):
+        """Emits `build(kernel, bias)`; records how to fold a BatchNorm into it.
+
+        The BatchNorm that alone reads `op`'s output is folded in at once: a
+        layer rebuilt with folded weights would leave its first weights in the
+        graph as dead constants, which the converter copies many times over.
+        """
+        norm = _following_batch_norm(op) if activation is None else None
+        if norm is not None:
+            scale, offset = _batch_norm_affine(norm)
+            kernel, bias = kernel * scale, bias * scale + offset
+            self.folded.add(id(norm))
         y = build(kernel, bias)
-        if activation is None:
+        if activation is None and _read_by_batch_norm(norm or op):
             def rebuild(scale, offset):
                 return build(kernel * scale, bias * scale + offset)
             self.refold[id(y)] = (y, rebuild)
@@ -335,7 +376,7 @@ class _Tracer:
                              padding.upper())
             return tf.nn.bias_add(y, tf.constant(bias, tf.float32))
 
-        y = self._affine(build, kernel, bias, _activation(op.activation.__name__))
+        y = self._affine(op, build, kernel, bias, _activation(op.activation.__name__))
         return _Clip(y) if y.shape.rank == 4 else y
 
     def conv2d(self, op, x, *args, **kwargs):
@@ -351,7 +392,7 @@ class _Tracer:
                              op.padding.upper(), dilations=[1, *op.dilation_rate, 1])
             return tf.nn.bias_add(y, tf.constant(bias, tf.float32))
 
-        return self._affine(build, kernel, bias, _activation(op.activation.__name__))
+        return self._affine(op, build, kernel, bias, _activation(op.activation.__name__))
 
     def dense(self, op, x, *args, **kwargs):
         if isinstance(x, _Clip) or getattr(op, "lora_enabled", False):
@@ -366,21 +407,17 @@ class _Tracer:
             y = tf.matmul(flat, tf.constant(kernel, tf.float32)) + tf.constant(bias, tf.float32)
             return y if len(shape) == 2 else tf.reshape(y, [*shape[:-1], kernel.shape[-1]])
 
-        return self._affine(build, kernel, bias, _activation(op.activation.__name__))
+        return self._affine(op, build, kernel, bias, _activation(op.activation.__name__))
 
     def batch_norm(self, op, x, *args, **kwargs):
+        if id(op) in self.folded:  # already in the weights of the layer before
+            return x
         tensor = x.x if isinstance(x, _Clip) else x
         rank = len(tensor.shape) + (1 if isinstance(x, _Clip) else 0) if isinstance(
             tensor, tf.Tensor) else None
         if rank is None or op.axis % rank != rank - 1:
             return self.fallback(op, x, *args, **kwargs)
-        variance = _numpy(op.moving_variance)
-        scale = 1.0 / np.sqrt(variance + op.epsilon)
-        if op.scale:
-            scale = scale * _numpy(op.gamma)
-        offset = -_numpy(op.moving_mean) * scale
-        if op.center:
-            offset = offset + _numpy(op.beta)
+        scale, offset = _batch_norm_affine(op)
         entry = self.refold.get(id(tensor))
         if entry is not None and entry[0] is tensor:
             y = entry[1](scale, offset)

@@ -99,6 +99,13 @@ def test_i3d_rebuilt_in_4d_gives_its_logits(rng):
         op.type for op in ops}
     assert [op.type for op in ops if any(o.shape.rank == 5 for o in op.outputs)] == [
         "Placeholder"]
+    # Each weight once: BatchNorm is folded in as the convolution is emitted,
+    # not by a second convolution beside a dead first one (whose constants
+    # the converter would copy too).
+    constant_bytes = sum(len(op.get_attr("value").tensor_content) for op in ops
+                         if op.type == "Const")
+    kernels = sum(w.numpy().nbytes for w in model.weights if w.path.endswith("kernel"))
+    assert kernels <= constant_bytes <= 1.05 * kernels
 
 
 def test_two_stream_and_comparison_models_rebuilt_in_4d(rng):
