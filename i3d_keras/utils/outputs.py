@@ -36,7 +36,6 @@ i3d_keras.utils.outputs.OutputError: --json ... exists; pass --overwrite to repl
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import tempfile
@@ -250,38 +249,6 @@ def common_root(paths: Iterable[PathLike]) -> Optional[Path]:
         return None
 
 
-def fingerprint(source) -> str:
-    """A short text that changes when a model (or any input) changes.
-
-    A file: its size and the SHA-256 of its bytes; a folder: the same over its
-    files (relative names included); anything else (a keyword such as
-    `"kinetics"`, whose download is checked against a hash): its text.
-    """
-    if source is None:
-        return "none"
-    path = Path(os.fspath(source)).expanduser() if isinstance(source, (str, os.PathLike)) \
-        else None
-    if path is None or not path.exists():
-        index = Path(f"{os.fspath(source)}.index") if path is not None else None
-        if index is not None and index.is_file():  # a TF checkpoint prefix
-            files = sorted(index.parent.glob(index.name[:-len(".index")] + ".*"))
-            return "ckpt:" + _hash_files(files, index.parent)
-        return f"name:{source}"
-    if path.is_file():
-        return "file:" + _hash_files([path], path.parent)
-    return "folder:" + _hash_files(sorted(p for p in path.rglob("*") if p.is_file()), path)
-
-
-def _hash_files(files, base: Path) -> str:
-    digest = hashlib.sha256()
-    for item in files:
-        digest.update(os.fspath(item.relative_to(base)).encode("utf-8", "replace") + b"\0")
-        with open(item, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()[:16]
-
-
 class SettingsRecord:
     """The settings that made the outputs in a folder, kept beside them.
 
@@ -399,5 +366,5 @@ def _show(value) -> str:
 
 
 __all__ = ["OutputError", "SettingsRecord", "atomic_open", "atomic_path", "check_input_path",
-           "check_output_dir", "check_output_file", "common_root", "differences", "fingerprint",
+           "check_output_dir", "check_output_file", "common_root", "differences",
            "same_file", "unique_outputs", "write_json"]
