@@ -27,8 +27,12 @@ Usage:
   # The same clips as shards (tools/prepare_dataset.py --layout motion):
   python tools/evaluate.py --model runs/i3d_rgb_motion/best.keras --dataset data/motion
 
+  # A LiteRT file (tools/export.py --format tflite), e.g. int8, on the same clips:
+  python tools/evaluate.py --model i3d_rgb_int8.tflite --dataset data/motion
+
 --model / --flow_model take a .keras file, a SavedModel folder (from
-i3d_keras.export.exporters) or a DeepMind checkpoint. Results go to standard output (and
+i3d_keras.export.exporters), a LiteRT .tflite file (its clip length and size) or a
+DeepMind checkpoint. Results go to standard output (and
 --json), progress and messages to standard error; --verbose shows the
 libraries' logs. Exit status: 0 on success, 2 on a usage error (missing model,
 no --dataset for a model without a run folder, a folder without shards, classes
@@ -49,7 +53,7 @@ from i3d_keras.utils import outputs  # noqa: E402
 _PRECISION = flags.DEFINE_enum("mixed_precision", "auto", list(precision.PRECISIONS),
                                precision.FLAG_HELP)
 _MODEL = flags.DEFINE_string("model", None, "RGB (or flow, or two-stream) model: .keras, "
-                             "SavedModel folder or DeepMind checkpoint.")
+                             "SavedModel folder, LiteRT .tflite file or DeepMind checkpoint.")
 _FLOW_MODEL = flags.DEFINE_string("flow_model", None, "Optional flow stream model.")
 _DATASET = flags.DEFINE_string("dataset", None, "Prepared dataset folder (shards + metadata). "
                                "Default: the data of the run the model came from (its "

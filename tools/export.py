@@ -62,7 +62,9 @@ _QUANT = flags.DEFINE_enum("quantization", "float32",
                            "calibrated on --calibration_data).")
 _CALIBRATION = flags.DEFINE_string("calibration_data", None, "LiteRT int8: a folder of videos "
                                    "to calibrate the int8 ranges on (clips at the exported "
-                                   "length, centre crops, spread over the videos).")
+                                   "length, centre crops, spread over the videos), or a "
+                                   "dataset from tools/prepare_dataset.py (its training "
+                                   "split).")
 _CALIBRATION_CLIPS = flags.DEFINE_integer("calibration_clips", 128, "LiteRT int8: calibration "
                                           "clips taken from --calibration_data (spread over "
                                           "its videos).", lower_bound=1)
@@ -99,7 +101,7 @@ def _check_flags():
 
         outputs.check_input_path(_CALIBRATION.value, flag="calibration_data", kind="folder")
         try:
-            calibration.check_video_folder(_CALIBRATION.value)
+            calibration.check_calibration_folder(_CALIBRATION.value)
         except calibration.CalibrationError as error:
             console.fail(f"--calibration_data: {error}")
     if _FORMAT.value != "tflite":
@@ -108,7 +110,8 @@ def _check_flags():
                          f"Received: --format={_FORMAT.value}")
         return None
     if (_QUANT.value == "int8") != bool(_CALIBRATION.value):
-        console.fail("--quantization int8 needs --calibration_data (a folder of videos), and "
+        console.fail("--quantization int8 needs --calibration_data (a folder of videos or a "
+                     "prepared dataset), and "
                      "--calibration_data is for --quantization int8 only. Received: "
                      f"--quantization={_QUANT.value}, --calibration_data={_CALIBRATION.value}")
     if _INT8_IO.value and _QUANT.value != "int8":
@@ -146,7 +149,7 @@ def main(argv):
     import numpy as np  # noqa: PLC0415
 
     import i3d_keras  # noqa: PLC0415
-    from i3d_keras.export import exporters  # noqa: PLC0415
+    from i3d_keras.export import exporters, litert_memory  # noqa: PLC0415
 
     if _MODEL.value:
         model = _load("model", _MODEL.value)
@@ -186,9 +189,11 @@ def main(argv):
                                        graph=_GRAPH.value, **extra)
         delegation = exporters.litert_delegation(path)
         outside = ", ".join(f"{n} {op}" for op, n in delegation["outside"].items()) or "none"
+        arena = litert_memory.litert_memory(path)["arena_mb"]
         print(f"LiteRT model written to {path} ({os.path.getsize(path) / 1e6:.1f} MB), ops: "
               f"{', '.join(exporters.tflite_builtin_ops(path))}; XNNPACK partitions: "
-              f"{delegation['partitions']}, operators outside XNNPACK: {outside}")
+              f"{delegation['partitions']}, operators outside XNNPACK: {outside}; "
+              f"activation arena {arena:.1f} MB")
         if _VERIFY.value:
             interpreter = exporters.litert_interpreter(path)
             rng = np.random.default_rng(0)

@@ -64,8 +64,8 @@ from i3d_keras.utils import outputs  # noqa: E402
 _PRECISION = flags.DEFINE_enum("mixed_precision", "auto", list(precision.PRECISIONS),
                                precision.FLAG_HELP)
 _MODEL = flags.DEFINE_string("model", "kinetics", "'kinetics', 'kinetics600', "
-                             "'kinetics_scratch', a .keras file, a SavedModel folder or a "
-                             "DeepMind checkpoint.")
+                             "'kinetics_scratch', a .keras file, a SavedModel folder, a "
+                             "LiteRT .tflite file (tools/export.py) or a DeepMind checkpoint.")
 _FLOW_MODEL = flags.DEFINE_string("flow_model", None, "Optional flow stream model (path).")
 _STREAMS = flags.DEFINE_list("streams", ["rgb"], "Streams for the Kinetics keywords: rgb, "
                              "flow or rgb,flow.")

@@ -7,7 +7,7 @@ Networks for Efficient Integer-Arithmetic-Only Inference", CVPR 2018). For
 I3D the inputs are clips: `calibration_clips` takes them from a folder of
 videos (decoded at 25 fps, short side resized, centre-cropped and scaled as
 the paper's test protocol does; flow computed with OpenCV for flow streams),
-from a `tf.data.Dataset` of clips (batched or not, with or without labels, as
+from a prepared dataset's training split (TFRecords), from a `tf.data.Dataset` of clips (batched or not, with or without labels, as
 `i3d_keras.data.motion_dataset.motion_datasets` yields them), or from any
 iterable of clips.
 
@@ -59,6 +59,24 @@ def video_files(folder):
                                f"Received: {str(folder)!r} (not a folder)")
     return sorted(p for p in folder.iterdir()
                   if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
+
+
+def dataset_metadata(folder):
+    """The `NAME.metadata.json` of a folder made by `tools/prepare_dataset.py`
+    (or the motion dataset), or None for any other folder."""
+    found = sorted(Path(folder).glob("*.metadata.json")) if Path(folder).is_dir() else []
+    return found[0] if len(found) == 1 else None
+
+
+def check_calibration_folder(folder):
+    """Checks a folder to calibrate on, before any work: a prepared dataset
+    (its training clips) or a folder of videos.
+
+    Raises:
+        CalibrationError: neither (no video files, no dataset metadata).
+    """
+    if dataset_metadata(folder) is None:
+        check_video_folder(folder)
 
 
 def check_video_folder(folder):
@@ -191,13 +209,39 @@ def _describe(source):
     return f"a {type(source).__module__}.{type(source).__name__}"
 
 
+def dataset_clips(folder, clip_shapes, split="train"):
+    """Clips of a prepared dataset's split (TFRecords and `NAME.metadata.json`):
+    one centre clip of the exported length per video, centre-cropped, in the
+    shards' order (their videos shuffled across classes), as the evaluation
+    pipeline reads them.
+
+    Raises:
+        CalibrationError: no such split, or flow asked of a dataset without it.
+    """
+    from i3d_keras.data import input_pipeline, records  # noqa: PLC0415 (TensorFlow)
+
+    meta = records.read_metadata(dataset_metadata(folder))
+    if split not in meta.get("splits", {}):
+        raise CalibrationError(f"Expected a {split!r} split in the dataset {str(folder)!r} to "
+                               f"calibrate on. Received: splits {sorted(meta.get('splits', {}))}")
+    if "flow" in clip_shapes and not meta.get("flow"):
+        raise CalibrationError(f"Expected a dataset with flow to calibrate a flow stream. "
+                               f"Received: {str(folder)!r} (prepared without flow)")
+    frames, height, width = next(iter(clip_shapes.values()))[:3]
+    modality = "both" if len(clip_shapes) == 2 else next(iter(clip_shapes))
+    return input_pipeline.load_split(folder, split, training=False, modality=modality,
+                                     num_frames=frames, crop_size=(height, width),
+                                     batch_size=None)
+
+
 def calibration_clips(source, clip_shapes, num_clips=DEFAULT_CALIBRATION_CLIPS, *,
                       flow_method="tvl1"):
     """Up to `num_clips` calibration clips of the exported shape.
 
     Args:
-        source: a folder of videos (`video_calibration_clips`), a
-            `tf.data.Dataset` or any iterable of clips: arrays `[T, H, W, C]`
+        source: a folder of videos (`video_calibration_clips`), a folder
+            made by `tools/prepare_dataset.py` (its training clips:
+            `dataset_clips`), a `tf.data.Dataset` or any iterable of clips: arrays `[T, H, W, C]`
             or batches `[B, T, H, W, C]`, dicts `{"rgb", "flow"}` of those,
             or `(inputs, labels)` pairs; or a function returning such an
             iterable (the LiteRT converter's `representative_dataset`).
@@ -221,6 +265,9 @@ def calibration_clips(source, clip_shapes, num_clips=DEFAULT_CALIBRATION_CLIPS, 
         raise CalibrationError(f"Expected a positive number of calibration clips. "
                                f"Received: num_clips={num_clips!r}")
     names = sorted(clip_shapes)
+    described = _describe(source)
+    if isinstance(source, (str, os.PathLike)) and dataset_metadata(source) is not None:
+        source = dataset_clips(source, clip_shapes)
     if isinstance(source, (str, os.PathLike)):
         clips = video_calibration_clips(source, clip_shapes, num_clips, flow_method=flow_method)
     else:
@@ -234,7 +281,7 @@ def calibration_clips(source, clip_shapes, num_clips=DEFAULT_CALIBRATION_CLIPS, 
         clips = clips[:num_clips]
     if not clips:
         raise CalibrationError(f"Expected at least one calibration clip. Received: 0 clips "
-                               f"from {_describe(source)}")
+                               f"from {described}")
     for clip in clips:
         for name, shape in clip_shapes.items():
             if tuple(clip[name].shape[1:]) != tuple(shape):
@@ -245,4 +292,5 @@ def calibration_clips(source, clip_shapes, num_clips=DEFAULT_CALIBRATION_CLIPS, 
 
 
 __all__ = ["DEFAULT_CALIBRATION_CLIPS", "VIDEO_EXTENSIONS", "CalibrationError",
-           "calibration_clips", "check_video_folder", "clip_starts", "video_calibration_clips", "video_files"]
+           "calibration_clips", "check_calibration_folder", "check_video_folder", "clip_starts",
+           "dataset_clips", "dataset_metadata", "video_calibration_clips", "video_files"]

@@ -243,7 +243,8 @@ class Predictor:
                 raise ModelLoadError(
                     "Feature extraction needs Keras stream models with a 'Mixed_5c' layer "
                     "(a .keras file, DeepMind weights or a checkpoint). Received: "
-                    f"{self.source or part.name} (a SavedModel exposes logits only)")
+                    f"{self.source or part.name} (a SavedModel or LiteRT file gives logits "
+                    "only)")
             try:
                 out[part.inputs[0]] = endpoint_model(part.model, FEATURE_ENDPOINT, pooled=True)
             except ValueError as error:
@@ -462,6 +463,61 @@ def _saved_model_predictor(path: Path, class_names, stream_weights) -> Predictor
                      image_size=size, source=f"SavedModel {path}")
 
 
+def _litert_part(path: Path) -> Tuple[_Part, int, Tuple[int, ...]]:
+    """One LiteRT file (`i3d_keras.export.exporters.export_tflite`) as a predictor
+    part: `(part, num_classes, [1, T, H, W, C] of its first input)`."""
+    from i3d_keras.export import exporters  # noqa: PLC0415
+
+    if not path.is_file():
+        raise FileNotFoundError(f"Expected an existing .tflite file. Received: "
+                                f"model='{path}' (no such file)")
+    try:
+        interpreter = exporters.litert_interpreter(path)
+        runner = interpreter.get_signature_runner()
+        details = runner.get_input_details()
+        logits = runner.get_output_details()["logits"]
+    except Exception as error:  # noqa: BLE001 (the runtime raises several types)
+        raise ModelLoadError(f"Cannot load '{path}' as a LiteRT file written by "
+                             f"i3d_keras.export.exporters.export_tflite: {error}") from None
+    streams = tuple(s for s in STREAMS if s in details)
+    if not streams or len(streams) != len(details):
+        raise ModelLoadError(f"Expected 'rgb'/'flow' inputs in '{path}'. Received: "
+                             f"{sorted(details)}")
+    shapes = {s: tuple(int(n) for n in details[s]["shape"]) for s in streams}
+
+    def fn(inputs):
+        # The file holds batch-1 clips: one run per clip of the batch.
+        count = len(inputs[streams[0]])
+        return np.concatenate([exporters.run_litert(interpreter,
+                                                    {k: inputs[k][i:i + 1] for k in streams})
+                               for i in range(count)]) if count else np.zeros(
+            (0, int(logits["shape"][-1])), np.float32)
+
+    return _Part("+".join(streams), streams, fn), int(logits["shape"][-1]), shapes[streams[0]]
+
+
+def _litert_predictor(paths: Sequence[Path], class_names, stream_weights) -> Predictor:
+    """A predictor of one LiteRT file (a stream or a two-stream model), or of
+    an RGB and a flow file whose logits are added."""
+    parts, classes, shapes = [], set(), set()
+    for path in paths:
+        part, num_classes, shape = _litert_part(path)
+        parts.append(part)
+        classes.add(num_classes)
+        shapes.add(shape[1:4])
+    if len(classes) != 1 or len(shapes) != 1:
+        raise ModelLoadError(
+            "Expected LiteRT files of the same classes and clip shape. Received: "
+            f"{sorted(classes)} classes, clips {sorted(shapes)} in {[str(p) for p in paths]}")
+    if len({p.inputs for p in parts}) != len(parts):
+        raise ModelLoadError(f"Expected an RGB and a flow file. Received: two files of "
+                             f"{'+'.join(parts[0].inputs)} in {[str(p) for p in paths]}")
+    (frames, height, width), = shapes
+    return Predictor(parts, num_classes=classes.pop(), class_names=class_names,
+                     stream_weights=stream_weights, frames=frames, image_size=(height, width),
+                     source="LiteRT " + ", ".join(str(p) for p in paths))
+
+
 def load_predictor(model: Union[str, PathLike, keras.Model], flow_model=None, *,
                    labels: Optional[PathLike] = None, streams: Sequence[str] = ("rgb",),
                    stream_weights: Optional[Dict[str, float]] = None,
@@ -480,6 +536,10 @@ def load_predictor(model: Union[str, PathLike, keras.Model], flow_model=None, *,
               it was saved with (`i3d_keras.runtime.precision.use_precision`);
             * a SavedModel folder from `i3d_keras.export.exporters` (its `preprocessed`
               signature; class names from the export unless `labels` is given);
+            * a `.tflite` file from `i3d_keras.export.exporters.export_tflite`
+              (float or int8; its fixed clip shape; run in `ai-edge-litert`,
+              one clip at a time), with a `.tflite` `flow_model` for two
+              streams;
             * `"kinetics"`, `"kinetics_scratch"` or `"kinetics600"`: DeepMind's
               weights (downloaded), one model per stream in `streams`;
             * a DeepMind checkpoint prefix or folder (converted).
@@ -520,6 +580,13 @@ def load_predictor(model: Union[str, PathLike, keras.Model], flow_model=None, *,
             predictor.class_names = names
         return predictor
     names = read_class_names(labels) if labels is not None else None
+    litert = [os.fspath(s) for s in (model, flow_model)
+              if isinstance(s, (str, os.PathLike)) and os.fspath(s).endswith(".tflite")]
+    if litert:
+        if len(litert) != len([s for s in (model, flow_model) if s is not None]):
+            raise ModelLoadError("A LiteRT file can only be combined with another LiteRT file. "
+                                 f"Received: model={model!r}, flow_model={flow_model!r}")
+        return _litert_predictor([Path(s) for s in litert], names, stream_weights)
     kinetics = False
     run_names = None  # classes.txt of a tools/train.py run folder
     loaded = []

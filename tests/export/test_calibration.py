@@ -65,6 +65,28 @@ def test_clips_from_a_tf_data_dataset_of_batches_with_labels(rng):
     assert len(clips) == 3 and clips[0]["flow"].shape == (1, 6, 32, 32, 2)
 
 
+def test_clips_from_a_prepared_dataset_training_split(tmp_path):
+    from i3d_keras.data import input_pipeline, motion_dataset  # noqa: PLC0415
+
+    folder = tmp_path / "motion"
+    motion_dataset.write_motion_dataset(folder, num_train=12, num_val=4, num_frames=8, size=32)
+    calibration.check_calibration_folder(folder)  # a dataset, not a folder of videos
+    shapes = {"rgb": (6, 32, 32, 3), "flow": (6, 32, 32, 2)}
+    clips = calibration.calibration_clips(folder, shapes, num_clips=5)
+    assert len(clips) == 5 and clips[0]["flow"].shape == (1, 6, 32, 32, 2)
+    # The training split's centre clips, in the order the evaluation pipeline reads them.
+    expected = list(input_pipeline.load_split(folder, "train", training=False, modality="both",
+                                              num_frames=6, crop_size=32, batch_size=None))
+    for clip, (inputs, _) in zip(clips, expected):
+        np.testing.assert_array_equal(clip["rgb"][0], inputs["rgb"].numpy())
+    assert len(calibration.calibration_clips(folder, {"rgb": (6, 32, 32, 3)}, 50)) == 12
+    rgb_only = tmp_path / "rgb_only"
+    motion_dataset.write_motion_dataset(rgb_only, num_train=2, num_val=1, num_frames=8, size=32,
+                                        with_flow=False)
+    with pytest.raises(calibration.CalibrationError, match="prepared without flow"):
+        calibration.calibration_clips(rgb_only, shapes)
+
+
 def test_bad_calibration_data_says_what_is_wrong(tmp_path, rng):
     with pytest.raises(calibration.CalibrationError,
                        match=r"Expected at least one calibration clip\. Received: 0 clips from "

@@ -14,7 +14,7 @@ import pytest
 import tensorflow as tf
 
 import i3d_keras
-from i3d_keras.export import exporters
+from i3d_keras.export import exporters, litert_memory
 
 SIZE, FRAMES, CLASSES = 32, 4, 6
 NAMES = [f"class_{i}" for i in range(CLASSES)]
@@ -199,6 +199,8 @@ def test_tflite_int8_calibrated_on_a_folder_of_videos_by_the_tool(tmp_path, trun
                          capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
     assert "XNNPACK partitions: 1, operators outside XNNPACK: none" in run.stdout
+    arena = litert_memory.litert_memory(output)["arena_mb"]
+    assert f"; activation arena {arena:.1f} MB" in run.stdout
     interpreter = exporters.litert_interpreter(output)
     assert interpreter.get_input_details()[0]["dtype"] == np.float32  # float in, float out
     assert json.loads(run.stdout.strip().splitlines()[-1])["top1_agreement"] in (0.0, 1.0)

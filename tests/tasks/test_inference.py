@@ -129,7 +129,7 @@ def test_load_keras_file_and_saved_model(streams, tmp_path):
     assert predictor.class_names == NAMES  # from the export
     assert predictor.frames == FRAMES and predictor.image_size == (SIZE, SIZE)
     np.testing.assert_allclose(predictor.logits({"rgb": x})[0], expected, rtol=1e-5, atol=1e-5)
-    with pytest.raises(inference.ModelLoadError, match="SavedModel exposes logits only"):
+    with pytest.raises(inference.ModelLoadError, match="SavedModel or LiteRT file gives logits"):
         predictor.feature_models()
 
     with pytest.raises(FileNotFoundError, match="no such file"):
@@ -139,6 +139,43 @@ def test_load_keras_file_and_saved_model(streams, tmp_path):
     three = _write(tmp_path / "three.txt", "a\nb\nc\n")
     with pytest.raises(inference.ModelLoadError, match="5 class names.*Received: 3 names"):
         inference.load_predictor(str(path), labels=three)
+
+
+def test_load_litert_files(streams, videos, tmp_path):
+    pytest.importorskip("ai_edge_litert", reason="needs the standalone ai-edge-litert runtime")
+    files = {s: exporters.export_tflite(streams[s], tmp_path / f"{s}.tflite") for s in streams}
+    names = _write(tmp_path / "names.txt", "\n".join(NAMES) + "\n")
+    predictor = inference.load_predictor(files["rgb"], files["flow"], labels=names,
+                                         stream_weights={"flow": 2.0})
+    assert predictor.streams == ("rgb", "flow") and predictor.class_names == NAMES
+    assert predictor.frames == FRAMES and predictor.image_size == (SIZE, SIZE)
+    rng = np.random.default_rng(4)
+    clips = {"rgb": rng.uniform(-1, 1, (3, FRAMES, SIZE, SIZE, 3)).astype("float32"),
+             "flow": rng.uniform(-1, 1, (3, FRAMES, SIZE, SIZE, 2)).astype("float32")}
+    fused, per_part = predictor.logits(clips)  # a batch of 3: the files hold batch-1 clips
+    expected = {s: streams[s](clips[s]).numpy() for s in streams}
+    for s in streams:
+        np.testing.assert_allclose(per_part[s], expected[s], atol=1e-4)
+    np.testing.assert_allclose(fused, expected["rgb"] + 2 * expected["flow"], atol=2e-4)
+    # A video through the same path as a Keras model: decoded, centre-cropped
+    # to the file's frame size, one clip of its length.
+    (result,) = inference.predict_videos([videos["good"][0]], predictor, top_k=2,
+                                         flow_method="dis", progress=False)
+    assert result["ok"] and result["top_k"][0]["class"] in NAMES
+    with pytest.raises(inference.ModelLoadError, match="gives logits only"):
+        predictor.feature_models()
+
+    keras_file = tmp_path / "rgb.keras"
+    streams["rgb"].save(keras_file)
+    with pytest.raises(inference.ModelLoadError, match="only be combined with another LiteRT"):
+        inference.load_predictor(files["rgb"], keras_file)
+    with pytest.raises(inference.ModelLoadError, match="an RGB and a flow file"):
+        inference.load_predictor(files["rgb"], files["rgb"])
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        inference.load_predictor(tmp_path / "missing.tflite")
+    junk = _write(tmp_path / "junk.tflite", "not a flatbuffer")
+    with pytest.raises(inference.ModelLoadError, match="Cannot load .*junk.tflite. as a LiteRT"):
+        inference.load_predictor(junk)
 
 
 def _write(path, text):
