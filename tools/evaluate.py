@@ -27,8 +27,12 @@ Usage:
   # The same clips as shards (tools/prepare_dataset.py --layout motion):
   python tools/evaluate.py --model runs/i3d_rgb_motion/best.keras --dataset data/motion
 
-  # A LiteRT file (tools/export.py --format tflite), e.g. int8, on the same clips:
-  python tools/evaluate.py --model i3d_rgb_int8.tflite --dataset data/motion
+  # A LiteRT file (tools/export.py --format tflite), e.g. int8, on the same clips,
+  # and how often it answers as the float model did:
+  python tools/evaluate.py --model runs/i3d_rgb_motion/best.keras --dataset data/motion \
+      --json float.json
+  python tools/evaluate.py --model i3d_rgb_int8.tflite --dataset data/motion \
+      --agreement_with float.json
 
 --model / --flow_model take a .keras file, a SavedModel folder (from
 i3d_keras.export.exporters), a LiteRT .tflite file (its clip length and size) or a
@@ -39,6 +43,7 @@ no --dataset for a model without a run folder, a folder without shards, classes
 that do not match).
 """
 
+import json
 import tempfile
 
 from i3d_keras.utils import console  # noqa: E402
@@ -76,6 +81,10 @@ _MAX = flags.DEFINE_integer("max_videos", None, "Evaluate only the first N video
                             lower_bound=1)
 _JSON = flags.DEFINE_string("json", None, "Also write the report (metrics, per-class "
                             "accuracy, confusion matrix) to this JSON file.")
+_AGREEMENT = flags.DEFINE_string("agreement_with", None, "A report (--json) of another model "
+                                 "on the same split and protocol: also print how often the "
+                                 "two give the same top-1 class (int8 against float32, "
+                                 "LiteRT against Keras).")
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace an existing --json file and the "
                                "report files in --output_dir.")
 
@@ -98,7 +107,16 @@ def main(argv):
                          f"{_WEIGHTS.value}")
     from i3d_keras.tasks import evaluation, inference  # noqa: PLC0415 (TensorFlow)
 
-    inputs = [_MODEL.value, _FLOW_MODEL.value, _DATASET.value]
+    inputs = [_MODEL.value, _FLOW_MODEL.value, _DATASET.value, _AGREEMENT.value]
+    reference = None
+    if _AGREEMENT.value:
+        outputs.check_input_path(_AGREEMENT.value, flag="agreement_with", kind="file")
+        try:
+            with open(_AGREEMENT.value, encoding="utf-8") as f:
+                reference = json.load(f)
+            evaluation.agreement(reference, reference)  # a report with predictions?
+        except (OSError, ValueError) as error:
+            console.fail(f"--agreement_with {_AGREEMENT.value!r}: {error}")
     if _JSON.value:
         outputs.check_output_file(_JSON.value, flag="json", inputs=inputs,
                                   overwrite=_OVERWRITE.value)
@@ -150,6 +168,14 @@ def main(argv):
     if report["metrics"]["most_confused"]:
         worst = report["metrics"]["most_confused"][0]
         print(f"  most confused: {worst['true']} -> {worst['predicted']} ({worst['count']})")
+    if reference is not None:
+        try:
+            report["agreement"] = evaluation.agreement(report, reference)
+        except ValueError as error:
+            console.fail(f"--agreement_with {_AGREEMENT.value!r}: {error}")
+        same = report["agreement"]
+        print(f"  top-1 agreement with {same['reference']}: {same['top1_agreement']:.2%} "
+              f"({same['same']} of {console.plural(same['videos'], 'video')})")
     if _JSON.value:
         outputs.write_json(_JSON.value, report, default=evaluation._json_default)  # noqa: SLF001
         console.info(f"evaluate: report written to {_JSON.value}")

@@ -39,7 +39,7 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import tensorflow as tf
@@ -648,6 +648,9 @@ def evaluate(model, data_dir: PathLike, split: Optional[str] = None, *,
         "per_stream_metrics": per_stream,
         "per_class": metrics["per_class"],
         "confusion_matrix": metrics["confusion_matrix"].tolist(),
+        # Per video, in the split's order: what `agreement` compares.
+        "labels": [int(v) for v in collected["labels"]],
+        "predictions": [int(v) for v in np.argmax(collected["logits"], axis=-1)],
         "seconds": seconds,
         "seconds_per_video": seconds / max(metrics["num_videos"], 1),
     }
@@ -661,6 +664,46 @@ def evaluate(model, data_dir: PathLike, split: Optional[str] = None, *,
         path = outputs.write_json(output_dir / REPORT_NAME, report, default=_json_default)
         report["report_json"] = str(path)
     return report
+
+
+def agreement(report: Dict[str, Any], reference: Dict[str, Any]) -> Dict[str, Any]:
+    """How often two evaluations of the same videos give the same top-1 class.
+
+    For a model against another version of itself (int8 against float32, a
+    LiteRT file against its Keras model): the share of videos whose answer
+    did not change, whether right or wrong.
+
+    Args:
+        report, reference: `evaluate` reports of the same dataset split and
+            protocol (a reference read back from its `--json` file).
+
+    Returns:
+        `{"reference": its model, "videos": n, "same": n, "top1_agreement": share,
+        "changed": [video positions whose answer changed]}`.
+
+    Raises:
+        EvaluationError: the reports are not of the same videos, or one has no
+            per-video predictions (an older version's report).
+    """
+    for name, r in (("report", report), ("reference", reference)):
+        if not isinstance(r, dict) or not isinstance(r.get("predictions"), list):
+            raise EvaluationError(f"Expected an evaluation report with per-video predictions "
+                                  f"(written by this version's evaluate). Received: a {name} "
+                                  "without them")
+    def key(r):  # as JSON holds it: a report read back equals the one in memory
+        return json.loads(json.dumps([r.get("dataset_name"), r.get("split"), r.get("protocol"),
+                                      r.get("labels")], default=_json_default))
+
+    mine, theirs = key(report), key(reference)
+    if mine != theirs:
+        what = [name for name, a, b in zip(("dataset", "split", "protocol", "videos"), mine,
+                                           theirs) if a != b]
+        raise EvaluationError(f"Expected a reference report of the same videos. Received: "
+                              f"another {', '.join(what)}")
+    same = [a == b for a, b in zip(report["predictions"], reference["predictions"])]
+    return {"reference": reference.get("model"), "videos": len(same), "same": int(sum(same)),
+            "top1_agreement": float(np.mean(same)) if same else 0.0,
+            "changed": [i for i, ok in enumerate(same) if not ok]}
 
 
 def _json_default(value):

@@ -251,3 +251,37 @@ def test_fixed_length_model_refuses_whole_video(motion, streams):
     with pytest.raises(evaluation.EvaluationError, match="exactly 8 frames. Received: "
                                                          "num_frames=12"):
         evaluation.evaluate(fixed, motion, num_frames=12, progress=False)
+
+
+def test_litert_files_and_their_agreement_with_the_keras_model(motion, streams, tmp_path):
+    """A LiteRT file evaluates like its Keras model; agreement compares the two."""
+    pytest.importorskip("ai_edge_litert", reason="needs the standalone ai-edge-litert runtime")
+    from i3d_keras.export import calibration, exporters  # noqa: PLC0415
+
+    keras_report = evaluation.evaluate(inference.Predictor.from_keras(streams["rgb"]), motion,
+                                       progress=False)
+    assert len(keras_report["predictions"]) == len(keras_report["labels"]) == 12
+    float_file = exporters.export_tflite(streams["rgb"], tmp_path / "rgb.tflite")
+    # (The fixture has a validation split only: calibrated on it here.)
+    clips = calibration.dataset_clips(motion, {"rgb": (FRAMES, SIZE, SIZE, 3)}, split="val")
+    int8_file = exporters.export_tflite(streams["rgb"], tmp_path / "rgb_int8.tflite",
+                                        quantization="int8", representative_dataset=clips)
+    float_report = evaluation.evaluate(inference.load_predictor(float_file), motion,
+                                       progress=False)
+    assert float_report["labels"] == keras_report["labels"]
+    same = evaluation.agreement(float_report, json.loads(json.dumps(keras_report)))
+    assert same == {"reference": keras_report["model"], "videos": 12, "same": 12,
+                    "top1_agreement": 1.0, "changed": []}
+    int8_report = evaluation.evaluate(inference.load_predictor(int8_file), motion,
+                                      progress=False)
+    same = evaluation.agreement(int8_report, keras_report)
+    assert same["videos"] == 12 and same["same"] == 12 - len(same["changed"])
+    assert same["changed"] == [i for i, (a, b) in enumerate(zip(
+        int8_report["predictions"], keras_report["predictions"])) if a != b]
+    # Reports of other videos or without predictions are refused.
+    fewer = evaluation.evaluate(inference.Predictor.from_keras(streams["rgb"]), motion,
+                                max_videos=6, progress=False)
+    with pytest.raises(evaluation.EvaluationError, match="Received: another videos"):
+        evaluation.agreement(fewer, keras_report)
+    with pytest.raises(evaluation.EvaluationError, match="per-video predictions"):
+        evaluation.agreement(keras_report, {"model": "old", "metrics": {}})

@@ -306,8 +306,15 @@ def test_train_refuses_a_run_folder_of_other_settings(files, tmp_path):
 # ---------------------------------------------------------------------------
 
 def test_evaluate_checks_its_outputs_before_evaluating(files, tmp_path):
+    not_json = tmp_path / "report.json"
+    not_json.write_text("{ not json")
+    old_report = tmp_path / "old.json"
+    old_report.write_text(json.dumps({"model": "m", "metrics": {}}))
     for args, phrase in ((("--output_dir", files["file"]), "is a file"),
-                         (("--json", tmp_path), "is a folder")):
+                         (("--json", tmp_path), "is a folder"),
+                         (("--agreement_with", tmp_path / "none.json"), "no such file"),
+                         (("--agreement_with", not_json), "Expecting property name"),
+                         (("--agreement_with", old_report), "per-video predictions")):
         run = run_tool("evaluate", "--model", files["rgb"], *args)
         line = assert_usage_error(run, phrase)
         assert "evaluate:" in line and "video" not in run.stdout

@@ -173,11 +173,14 @@ def tool():
 def test_cli_writes_a_loadable_keras_file(tool, synthetic, tmp_path):
     prefix, values = synthetic("rgb_scratch_kin600")
     output = tmp_path / "out" / "kin600.keras"
-    tool.FLAGS(["convert_checkpoint", f"--checkpoint={prefix}", f"--output={output}", "--frames=16"])
+    from absl import flags  # noqa: PLC0415 (the tool defines its flags on absl's FLAGS)
+
+    flags.FLAGS(["convert_checkpoint", f"--checkpoint={prefix}", f"--output={output}",
+                 "--frames=16"])
     try:
         tool.main(["convert_checkpoint"])
     finally:
-        tool.FLAGS.unparse_flags()
+        flags.FLAGS.unparse_flags()
     loaded = keras.models.load_model(output, safe_mode=True)
     assert loaded.inputs[0].shape == (None, 16, 224, 224, 3)
     assert loaded.output.shape == (None, 600)
