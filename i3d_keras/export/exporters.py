@@ -499,10 +499,15 @@ def run_litert(interpreter, inputs):
 def verify_tflite(model, path, inputs):
     """Runs the same clip through Keras and LiteRT.
 
+    Keras computes in float32, as the file does (a model trained in a mixed
+    precision would otherwise differ by its own rounding, not the file's).
+
     Returns:
         `{"max_abs_logit_diff": float, "top1_agreement": float}`.
     """
-    logits_fn, streams = _logits_fn(model)
+    from i3d_keras.runtime import precision  # noqa: PLC0415
+
+    logits_fn, streams = _logits_fn(precision.with_precision(model, "float32"))
     keras_logits = logits_fn({k: tf.constant(inputs[k], tf.float32) for k in streams}).numpy()
     lite_logits = run_litert(litert_interpreter(path), inputs)
     return {
