@@ -142,6 +142,28 @@ def _load(flag, path, stream=None):
     return model
 
 
+def _class_names(model):
+    """--labels, else the classes.txt of the run folder a model file lies in
+    (tools/train.py writes it), else None."""
+    from i3d_keras.tasks import inference  # noqa: PLC0415
+
+    output = model.output["logits"] if isinstance(model.output, dict) else model.output
+    if _LABELS.value:
+        names = inference.read_class_names(_LABELS.value)
+        if len(names) != output.shape[-1]:
+            console.fail(f"--labels must name each of the model's {output.shape[-1]} classes. "
+                         f"Received: {len(names)} names in {_LABELS.value!r}")
+        return names
+    for path in (_MODEL.value, _RGB.value, _FLOW.value):
+        found = path and os.path.join(os.path.dirname(path), inference.RUN_CLASSES_FILE)
+        if found and os.path.isfile(found):
+            names = inference.read_class_names(found)
+            if len(names) == output.shape[-1]:
+                console.info(f"export: class names from {found}")
+                return names
+    return None
+
+
 def main(argv):
     if len(argv) > 1:
         console.fail(f"unexpected arguments {argv[1:]}")
@@ -159,10 +181,7 @@ def main(argv):
         model = i3d_keras.TwoStreamI3D(rgb, flow) if (rgb and flow) else (rgb or flow)
     model_size = model.inputs[0].shape[2]
     image_size = _SIZE.value or model_size or 224
-    class_names = None
-    if _LABELS.value:
-        with open(_LABELS.value, encoding="utf-8", errors="replace") as f:
-            class_names = [line.strip() for line in f if line.strip()]
+    class_names = _class_names(model)
     try:
         if _FORMAT.value == "saved_model":
             path = exporters.export_saved_model(
@@ -186,7 +205,7 @@ def main(argv):
                          flow_method=_FLOW_METHOD.value)
         path = exporters.export_tflite(model, tflite_output, quantization=_QUANT.value,
                                        frames=_FRAMES.value, image_size=_SIZE.value,
-                                       graph=_GRAPH.value, **extra)
+                                       graph=_GRAPH.value, class_names=class_names, **extra)
         delegation = exporters.litert_delegation(path)
         outside = ", ".join(f"{n} {op}" for op, n in delegation["outside"].items()) or "none"
         arena = litert_memory.litert_memory(path)["arena_mb"]

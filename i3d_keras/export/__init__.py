@@ -6,6 +6,7 @@
 - `litert_graph.py`: the models rebuilt in 4-D tensors for LiteRT, so that
   XNNPACK runs the whole graph.
 - `litert_memory.py`: a LiteRT file's weights and activation arena.
+- `litert_metadata.py`: the class names, streams and clip shape a LiteRT file keeps.
 - `calibration.py`: clips calibrating full-integer (int8) LiteRT files.
 - `serving.py`: REST and gRPC requests for TF Serving.
 """

@@ -68,6 +68,12 @@ def _call_for_logits(model, streams, inputs, **kwargs):
     return out["logits"] if isinstance(out, dict) else out
 
 
+def _num_classes(model):
+    """The number of logits of a stream, two-stream or comparison model."""
+    output = model.output["logits"] if isinstance(model.output, dict) else model.output
+    return int(output.shape[-1])
+
+
 def _logits_fn(model):
     """A function from {'rgb', 'flow'} inputs to logits, whatever the model type."""
     streams = _streams(model)
@@ -322,7 +328,7 @@ def _converter(model, streams, clip_shapes, graph):
 
 def export_tflite(model, path, *, quantization="float32", frames=None, image_size=None,
                   representative_dataset=None, num_calibration_clips=None, int8_io=False,
-                  graph="4d", flow_method="tvl1"):
+                  graph="4d", flow_method="tvl1", class_names=None):
     """Converts a stream or two-stream model to a LiteRT flatbuffer, builtin ops only.
 
     The clip shape is fixed in the file (batch 1, `frames` frames of
@@ -362,6 +368,9 @@ def export_tflite(model, path, *, quantization="float32", frames=None, image_siz
         int8_io: `"int8"` only: int8 input and output tensors.
         graph: `"4d"` (default) or `"keras"` (see above).
         flow_method: how a folder's videos get their flow for flow streams.
+        class_names: one name per logit, kept in the file's `"i3d_keras"`
+            metadata with its streams and clip shape
+            (`i3d_keras.export.litert_metadata`; `tools/predict.py` reads them).
 
     Returns:
         The written path (`pathlib.Path`).
@@ -405,6 +414,10 @@ def export_tflite(model, path, *, quantization="float32", frames=None, image_siz
     model = precision.with_precision(model, "float32")
     streams = _streams(model)
     clip_shapes = _clip_shapes(streams, frames, image_size)
+    num_classes = _num_classes(model)
+    if class_names is not None and len(class_names) != num_classes:
+        raise ExportError(f"Expected {num_classes} class names (one per logit). Received: "
+                          f"{len(class_names)} class names")
     clips = None
     if quantization == "int8":
         from i3d_keras.export import calibration  # noqa: PLC0415
@@ -445,6 +458,15 @@ def export_tflite(model, path, *, quantization="float32", frames=None, image_siz
             flatbuffer = converter.convert()
     except Exception as error:  # the converter raises several internal types
         raise ExportError(f"LiteRT conversion with builtin ops only failed: {error}") from error
+    from i3d_keras import __version__  # noqa: PLC0415
+    from i3d_keras.export import litert_metadata  # noqa: PLC0415
+
+    frames, height, width = next(iter(clip_shapes.values()))[:3]
+    flatbuffer = litert_metadata.add_metadata(flatbuffer, {
+        "class_names": None if class_names is None else [str(c) for c in class_names],
+        "num_classes": num_classes, "streams": [s for s in ("rgb", "flow") if s in streams],
+        "frames": frames, "image_size": [height, width], "quantization": quantization,
+        "int8_io": bool(int8_io), "i3d_keras": __version__})
     path = Path(path)
     with outputs.atomic_path(path) as tmp:
         tmp.write_bytes(flatbuffer)

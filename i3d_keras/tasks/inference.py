@@ -463,15 +463,17 @@ def _saved_model_predictor(path: Path, class_names, stream_weights) -> Predictor
                      image_size=size, source=f"SavedModel {path}")
 
 
-def _litert_part(path: Path) -> Tuple[_Part, int, Tuple[int, ...]]:
+def _litert_part(path: Path) -> Tuple[_Part, int, Tuple[int, ...], Optional[List[str]]]:
     """One LiteRT file (`i3d_keras.export.exporters.export_tflite`) as a predictor
-    part: `(part, num_classes, [1, T, H, W, C] of its first input)`."""
-    from i3d_keras.export import exporters  # noqa: PLC0415
+    part: `(part, num_classes, [1, T, H, W, C] of its first input, class names
+    kept in the file or None)`."""
+    from i3d_keras.export import exporters, litert_metadata  # noqa: PLC0415
 
     if not path.is_file():
         raise FileNotFoundError(f"Expected an existing .tflite file. Received: "
                                 f"model='{path}' (no such file)")
     try:
+        names = (litert_metadata.read_metadata(path) or {}).get("class_names")
         interpreter = exporters.litert_interpreter(path)
         runner = interpreter.get_signature_runner()
         details = runner.get_input_details()
@@ -493,18 +495,20 @@ def _litert_part(path: Path) -> Tuple[_Part, int, Tuple[int, ...]]:
                                for i in range(count)]) if count else np.zeros(
             (0, int(logits["shape"][-1])), np.float32)
 
-    return _Part("+".join(streams), streams, fn), int(logits["shape"][-1]), shapes[streams[0]]
+    return (_Part("+".join(streams), streams, fn), int(logits["shape"][-1]), shapes[streams[0]],
+            names)
 
 
 def _litert_predictor(paths: Sequence[Path], class_names, stream_weights) -> Predictor:
     """A predictor of one LiteRT file (a stream or a two-stream model), or of
     an RGB and a flow file whose logits are added."""
-    parts, classes, shapes = [], set(), set()
+    parts, classes, shapes, kept = [], set(), set(), []
     for path in paths:
-        part, num_classes, shape = _litert_part(path)
+        part, num_classes, shape, names = _litert_part(path)
         parts.append(part)
         classes.add(num_classes)
         shapes.add(shape[1:4])
+        kept += [names] if names else []
     if len(classes) != 1 or len(shapes) != 1:
         raise ModelLoadError(
             "Expected LiteRT files of the same classes and clip shape. Received: "
@@ -513,6 +517,8 @@ def _litert_predictor(paths: Sequence[Path], class_names, stream_weights) -> Pre
         raise ModelLoadError(f"Expected an RGB and a flow file. Received: two files of "
                              f"{'+'.join(parts[0].inputs)} in {[str(p) for p in paths]}")
     (frames, height, width), = shapes
+    if class_names is None and kept:  # the names the export kept (the RGB file's first)
+        class_names = kept[0]
     return Predictor(parts, num_classes=classes.pop(), class_names=class_names,
                      stream_weights=stream_weights, frames=frames, image_size=(height, width),
                      source="LiteRT " + ", ".join(str(p) for p in paths))
@@ -538,8 +544,8 @@ def load_predictor(model: Union[str, PathLike, keras.Model], flow_model=None, *,
               signature; class names from the export unless `labels` is given);
             * a `.tflite` file from `i3d_keras.export.exporters.export_tflite`
               (float or int8; its fixed clip shape; run in `ai-edge-litert`,
-              one clip at a time), with a `.tflite` `flow_model` for two
-              streams;
+              one clip at a time; class names from the file unless `labels`
+              is given), with a `.tflite` `flow_model` for two streams;
             * `"kinetics"`, `"kinetics_scratch"` or `"kinetics600"`: DeepMind's
               weights (downloaded), one model per stream in `streams`;
             * a DeepMind checkpoint prefix or folder (converted).

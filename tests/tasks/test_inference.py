@@ -148,6 +148,12 @@ def test_load_litert_files(streams, videos, tmp_path):
     predictor = inference.load_predictor(files["rgb"], files["flow"], labels=names,
                                          stream_weights={"flow": 2.0})
     assert predictor.streams == ("rgb", "flow") and predictor.class_names == NAMES
+    # Names the export kept in the file; --labels wins over them.
+    named = exporters.export_tflite(streams["rgb"], tmp_path / "named.tflite",
+                                    class_names=[n.upper() for n in NAMES])
+    assert inference.load_predictor(named).class_names == [n.upper() for n in NAMES]
+    assert inference.load_predictor(named, labels=names).class_names == NAMES
+    assert inference.load_predictor(files["rgb"]).class_names is None
     assert predictor.frames == FRAMES and predictor.image_size == (SIZE, SIZE)
     rng = np.random.default_rng(4)
     clips = {"rgb": rng.uniform(-1, 1, (3, FRAMES, SIZE, SIZE, 3)).astype("float32"),
