@@ -171,23 +171,19 @@ def _batch_norm_affine(norm):
     return scale, offset
 
 
-def _following_batch_norm(op):
+def _following_batch_norm(op, model_outputs):
     """The BatchNormalization over the last axis that alone reads `op`'s only
-    output, or None (shared layers and other readers are left as they are)."""
+    output, or None (shared layers, other readers, an output of a model in
+    `model_outputs`, the ids of the traced models' outputs, are left as they are)."""
     if len(op._inbound_nodes) != 1 or len(op._outbound_nodes) != 1:
+        return None
+    if id(op.output) in model_outputs:
         return None
     norm = op._outbound_nodes[0].operation
     if not isinstance(norm, keras.layers.BatchNormalization) or len(norm._inbound_nodes) != 1:
         return None
     rank = len(op.output.shape)
     return norm if norm.axis % rank == rank - 1 else None
-
-
-def _read_by_batch_norm(layer):
-    """Whether a BatchNormalization reads `layer`'s output (else nothing is
-    kept to fold one in later)."""
-    return any(isinstance(node.operation, keras.layers.BatchNormalization)
-               for node in layer._outbound_nodes)
 
 
 def _activation(name):
@@ -213,12 +209,14 @@ class _Tracer:
     def __init__(self):
         self.refold = {}
         self.folded = set()  # ids of BatchNorm layers folded into the layer before
+        self.model_outputs = set()  # ids of the traced models' output tensors
         self.fallbacks = []
 
     # -- graph walking ----------------------------------------------------
 
     def run(self, model, values):
         """Runs `model`'s graph on `values` (one per `model.inputs`)."""
+        self.model_outputs.update(id(t) for t in tf.nest.flatten(model.outputs))
         return model._run_through_graph(list(values), operation_fn=self.operation)
 
     def operation(self, op):
@@ -233,6 +231,7 @@ class _Tracer:
 
     def _nested(self, model, inputs, *args, **kwargs):
         del args, kwargs  # training / mask: inference
+        self.model_outputs.update(id(t) for t in tf.nest.flatten(model.outputs))
         return model._run_through_graph(inputs, operation_fn=self.operation)
 
     def fallback(self, op, *args, **kwargs):
@@ -346,13 +345,14 @@ class _Tracer:
         layer rebuilt with folded weights would leave its first weights in the
         graph as dead constants, which the converter copies many times over.
         """
-        norm = _following_batch_norm(op) if activation is None else None
+        norm = (_following_batch_norm(op, self.model_outputs) if activation is None
+                else None)
         if norm is not None:
             scale, offset = _batch_norm_affine(norm)
             kernel, bias = kernel * scale, bias * scale + offset
             self.folded.add(id(norm))
         y = build(kernel, bias)
-        if activation is None and _read_by_batch_norm(norm or op):
+        if activation is None:  # a BatchNorm further on (after a Dropout) folds in here
             def rebuild(scale, offset):
                 return build(kernel * scale, bias * scale + offset)
             self.refold[id(y)] = (y, rebuild)

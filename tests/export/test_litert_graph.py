@@ -108,6 +108,34 @@ def test_i3d_rebuilt_in_4d_gives_its_logits(rng):
     assert kernels <= constant_bytes <= 1.05 * kernels
 
 
+def test_batch_norm_folds_only_where_nothing_else_reads_the_convolution(rng):
+    """A convolution whose output is also a model's output (of the model, or of
+    a nested one), or reaches its BatchNorm through a Dropout, keeps its own
+    values; the BatchNorm is applied to the copy it reads."""
+    def conv_and_norm(x, tag):
+        conv = keras.layers.Conv3D(5, 1, name=f"conv_{tag}")(x)
+        return conv, keras.layers.BatchNormalization(name=f"bn_{tag}")(conv)
+
+    clip = keras.Input((4, 8, 8, 3), batch_size=1, name="rgb")
+    conv, norm = conv_and_norm(clip, "a")
+    pool = keras.layers.GlobalAveragePooling3D
+    both_outputs = keras.Model(clip, {"logits": pool(name="pool")(conv), "aux": norm})
+    inner = keras.Model(clip, list(conv_and_norm(clip, "b")), name="inner")
+    outer_clip = keras.Input((4, 8, 8, 3), batch_size=1, name="rgb")
+    nested = keras.Model(outer_clip, pool(name="pool")(
+        keras.layers.Add(name="add")(inner(outer_clip))))
+    conv = keras.layers.Conv3D(5, 1, name="conv_c")(clip)
+    dropped = keras.layers.BatchNormalization(name="bn_c")(
+        keras.layers.Dropout(0.5, name="drop")(conv))
+    dropout = keras.Model(clip, pool(name="pool")(dropped))
+    x = {"rgb": rng.uniform(-1, 1, (1, 4, 8, 8, 3)).astype("float32")}
+    for model in (both_outputs, nested, dropout):
+        _randomize_statistics(model, rng)
+        fn = _same_logits(model, x)
+    # Through the Dropout the BatchNorm still folds into the convolution.
+    assert "Mul" not in {op.type for op in fn.graph.get_operations()}
+
+
 def test_two_stream_and_comparison_models_rebuilt_in_4d(rng):
     clips = {"rgb": rng.uniform(-1, 1, (1, 8, 32, 32, 3)).astype("float32"),
              "flow": rng.uniform(-1, 1, (1, 8, 32, 32, 2)).astype("float32")}
