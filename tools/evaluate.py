@@ -135,6 +135,8 @@ def main(argv):
                 dataset, split = found["dataset"], split or found["split"]
                 console.info(f"evaluate: no --dataset: {found['description']}")
             info = evaluation.dataset_info(dataset, split)  # fail fast on bad data
+            if reference is not None:
+                evaluation.check_reference(reference, info, _MAX.value)
             precision.use_precision(_PRECISION.value, tool="evaluate")
             predictor = inference.load_predictor(_MODEL.value, _FLOW_MODEL.value)
         except (FileNotFoundError, ValueError) as error:
@@ -168,20 +170,24 @@ def main(argv):
     if report["metrics"]["most_confused"]:
         worst = report["metrics"]["most_confused"][0]
         print(f"  most confused: {worst['true']} -> {worst['predicted']} ({worst['count']})")
+    problem = None
     if reference is not None:
         try:
             report["agreement"] = evaluation.agreement(report, reference)
-        except ValueError as error:
-            console.fail(f"--agreement_with {_AGREEMENT.value!r}: {error}")
-        same = report["agreement"]
-        print(f"  top-1 agreement with {same['reference']}: {same['top1_agreement']:.2%} "
-              f"({same['same']} of {console.plural(same['videos'], 'video')})")
+        except ValueError as error:  # another protocol: the report is still written
+            problem = f"--agreement_with {_AGREEMENT.value!r}: {error}"
+        else:
+            same = report["agreement"]
+            print(f"  top-1 agreement with {same['reference']}: {same['top1_agreement']:.2%} "
+                  f"({same['same']} of {console.plural(same['videos'], 'video')})")
     if _JSON.value:
         outputs.write_json(_JSON.value, report, default=evaluation._json_default)  # noqa: SLF001
         console.info(f"evaluate: report written to {_JSON.value}")
     if _OUTPUT.value:
         console.info(f"evaluate: wrote {report['report_json']} and "
                      f"{report['confusion_matrix_png']}")
+    if problem:
+        console.fail(problem)
 
 if __name__ == "__main__":
     console.run(main)

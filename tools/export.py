@@ -101,7 +101,7 @@ def _check_flags():
 
         outputs.check_input_path(_CALIBRATION.value, flag="calibration_data", kind="folder")
         try:
-            calibration.check_calibration_folder(_CALIBRATION.value)
+            calibration.check_calibration_folder(_CALIBRATION.value, flow=bool(_FLOW.value))
         except calibration.CalibrationError as error:
             console.fail(f"--calibration_data: {error}")
     if _FORMAT.value != "tflite":

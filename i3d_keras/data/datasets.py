@@ -490,6 +490,11 @@ def plan_shards(entries: Sequence[VideoEntry], name: str, videos_per_shard: int 
     return plan
 
 
+def _shard_split(name: str, shard: str) -> str:
+    """The split of a shard file name of `plan_shards` (`NAME_SPLIT-0000i-of-0000n...`)."""
+    return shard[len(name) + 1:].rsplit("-", 3)[0]
+
+
 def _digest(value) -> str:
     """A short hash of a JSON-able value (a list of videos, of classes)."""
     import hashlib  # noqa: PLC0415
@@ -548,7 +553,12 @@ def claim_output_dir(output_dir: PathLike, name: str, entries: Sequence[VideoEnt
     settings = dict(settings, classes=_digest(list(classes)), videos=_digest(
         [(str(e.path), e.label, e.split, e.start, e.end) for e in entries]))
     record = outputs.SettingsRecord(output_dir, f"{name}.settings.json")
-    existing = output_dir.is_dir() and any(output_dir.glob(f"{name}_*"))
+    splits = {_shard_split(name, shard) for shard in plan}
+    # This dataset's own files only: another dataset may share the folder,
+    # even one whose name starts with this one's ("ucf" and "ucf_small").
+    existing = output_dir.is_dir() and bool(
+        records.stale_shards(output_dir, name, splits, keep=())
+        or records.metadata_path(output_dir, name).exists())
     if not resumable and existing and not overwrite:
         raise outputs.OutputError(
             f"--output_dir {str(output_dir)!r} already holds dataset {name!r}, and this "
@@ -558,7 +568,6 @@ def claim_output_dir(output_dir: PathLike, name: str, entries: Sequence[VideoEnt
         overwrite = True
     output_dir.mkdir(parents=True, exist_ok=True)
     if overwrite:
-        splits = {shard[len(name) + 1:].rsplit("-", 3)[0] for shard in plan}
         for path in records.stale_shards(output_dir, name, splits, keep=plan):
             path.unlink()
     return output_dir, overwrite
@@ -633,7 +642,7 @@ def prepare_dataset(listing: Union[Listing, Sequence[VideoEntry]], output_dir: P
     shard_files: Dict[str, List[str]] = defaultdict(list)
 
     def _record(shard: str, marker: Dict[str, Any]) -> None:
-        split = shard[len(name) + 1:].rsplit("-", 3)[0]
+        split = _shard_split(name, shard)
         shard_files[split].append(shard)
         for v in marker["converted"]:
             converted_by_split[split] += 1

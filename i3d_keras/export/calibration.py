@@ -21,6 +21,7 @@ Example:
 (1, 16, 224, 224, 3)
 """
 
+import json
 import os
 from pathlib import Path
 
@@ -61,22 +62,59 @@ def video_files(folder):
                   if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
 
 
+#: `i3d_keras.data.records.METADATA_SUFFIX`, here without importing TensorFlow
+#: (`tools/export.py` checks its flags before loading it).
+_METADATA_SUFFIX = ".metadata.json"
+
+
 def dataset_metadata(folder):
-    """The `NAME.metadata.json` of a folder made by `tools/prepare_dataset.py`
-    (or the motion dataset), or None for any other folder."""
-    found = sorted(Path(folder).glob("*.metadata.json")) if Path(folder).is_dir() else []
-    return found[0] if len(found) == 1 else None
-
-
-def check_calibration_folder(folder):
-    """Checks a folder to calibrate on, before any work: a prepared dataset
-    (its training clips) or a folder of videos.
+    """The metadata of a folder made by `tools/prepare_dataset.py` (or the
+    motion dataset), or None for any other folder.
 
     Raises:
-        CalibrationError: neither (no video files, no dataset metadata).
+        CalibrationError: the folder holds several datasets, or their
+            metadata cannot be read.
     """
-    if dataset_metadata(folder) is None:
+    found = sorted(Path(folder).glob(f"*{_METADATA_SUFFIX}")) if Path(folder).is_dir() else []
+    if not found:
+        return None
+    if len(found) > 1:
+        raise CalibrationError(f"Expected one dataset in {str(folder)!r} to calibrate on. "
+                               f"Received: {', '.join(p.name for p in found)}")
+    try:
+        return json.loads(found[0].read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise CalibrationError(f"Cannot read {str(found[0])!r}: {error}") from None
+
+
+def calibration_split(metadata):
+    """The split a prepared dataset is calibrated on: "train", else its only one.
+
+    Raises:
+        CalibrationError: no training split among several.
+    """
+    splits = sorted(metadata.get("splits") or {})
+    if "train" in splits or len(splits) == 1:
+        return "train" if "train" in splits else splits[0]
+    raise CalibrationError(f"Expected a 'train' split (or a single split) to calibrate on. "
+                           f"Received: splits {splits}")
+
+
+def check_calibration_folder(folder, flow=False):
+    """Checks a folder to calibrate on, before any work: a prepared dataset
+    (its training split, with flow for a flow stream) or a folder of videos.
+
+    Raises:
+        CalibrationError: neither, or a dataset that cannot calibrate.
+    """
+    metadata = dataset_metadata(folder)
+    if metadata is None:
         check_video_folder(folder)
+        return
+    calibration_split(metadata)
+    if flow and not metadata.get("flow"):
+        raise CalibrationError(f"Expected a dataset with flow to calibrate a flow stream. "
+                               f"Received: {str(folder)!r} (prepared without flow)")
 
 
 def check_video_folder(folder):
@@ -209,24 +247,24 @@ def _describe(source):
     return f"a {type(source).__module__}.{type(source).__name__}"
 
 
-def dataset_clips(folder, clip_shapes, split="train"):
+def dataset_clips(folder, clip_shapes, split=None):
     """Clips of a prepared dataset's split (TFRecords and `NAME.metadata.json`):
     one centre clip of the exported length per video, centre-cropped, in the
     shards' order (their videos shuffled across classes), as the evaluation
     pipeline reads them.
 
-    Raises:
-        CalibrationError: no such split, or flow asked of a dataset without it.
-    """
-    from i3d_keras.data import input_pipeline, records  # noqa: PLC0415 (TensorFlow)
+    Args:
+        folder: the dataset's folder.
+        clip_shapes: `{"rgb": (T, H, W, 3), "flow": (T, H, W, 2)}`.
+        split: default `calibration_split` ("train", else the only split).
 
-    meta = records.read_metadata(dataset_metadata(folder))
-    if split not in meta.get("splits", {}):
-        raise CalibrationError(f"Expected a {split!r} split in the dataset {str(folder)!r} to "
-                               f"calibrate on. Received: splits {sorted(meta.get('splits', {}))}")
-    if "flow" in clip_shapes and not meta.get("flow"):
-        raise CalibrationError(f"Expected a dataset with flow to calibrate a flow stream. "
-                               f"Received: {str(folder)!r} (prepared without flow)")
+    Raises:
+        CalibrationError: see `check_calibration_folder`.
+    """
+    from i3d_keras.data import input_pipeline  # noqa: PLC0415 (TensorFlow)
+
+    check_calibration_folder(folder, flow="flow" in clip_shapes)
+    split = split or calibration_split(dataset_metadata(folder))
     frames, height, width = next(iter(clip_shapes.values()))[:3]
     modality = "both" if len(clip_shapes) == 2 else next(iter(clip_shapes))
     return input_pipeline.load_split(folder, split, training=False, modality=modality,
@@ -292,5 +330,6 @@ def calibration_clips(source, clip_shapes, num_clips=DEFAULT_CALIBRATION_CLIPS, 
 
 
 __all__ = ["DEFAULT_CALIBRATION_CLIPS", "VIDEO_EXTENSIONS", "CalibrationError",
-           "calibration_clips", "check_calibration_folder", "check_video_folder", "clip_starts",
-           "dataset_clips", "dataset_metadata", "video_calibration_clips", "video_files"]
+           "calibration_clips", "calibration_split", "check_calibration_folder",
+           "check_video_folder", "clip_starts", "dataset_clips", "dataset_metadata",
+           "video_calibration_clips", "video_files"]

@@ -590,15 +590,10 @@ def tflite_builtin_ops(path):
     """The operator names used by a LiteRT file (to check for Flex ops)."""
     from tensorflow.lite.python import schema_py_generated as schema  # noqa: PLC0415
 
-    buf = Path(path).read_bytes()
-    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(buf, 0))
-    names = {v: k for k, v in schema.BuiltinOperator.__dict__.items() if not k.startswith("_")}
-    ops = set()
-    for code in model.operatorCodes:
-        builtin = max(code.builtinCode, code.deprecatedBuiltinCode)
-        name = names.get(builtin, str(builtin))
-        ops.add(code.customCode.decode() if name == "CUSTOM" and code.customCode else name)
-    return sorted(ops)
+    from i3d_keras.export import litert_memory  # noqa: PLC0415
+
+    model = schema.Model.GetRootAsModel(Path(path).read_bytes(), 0)
+    return sorted(set(litert_memory.operator_code_names(model)))
 
 
 __all__ = [

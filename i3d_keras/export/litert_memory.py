@@ -33,11 +33,20 @@ _ITEM_BYTES = {
 _IN_PLACE = ("RESHAPE", "SQUEEZE", "EXPAND_DIMS")
 
 
-def _operator_names(schema, model):
-    """The builtin name of each operator code of `model` ("CUSTOM" for custom ones)."""
-    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
-    codes = (model.OperatorCodes(i) for i in range(model.OperatorCodesLength()))
-    return [names.get(max(c.BuiltinCode(), c.DeprecatedBuiltinCode()), "CUSTOM") for c in codes]
+def operator_code_names(model):
+    """The name of each operator code of a parsed LiteRT `Model` (schema
+    flatbuffer): the builtin's name, or a custom operator's own (`FlexConv3D`)."""
+    from tensorflow.lite.python import schema_py_generated as schema  # noqa: PLC0415
+
+    builtins = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    names = []
+    for i in range(model.OperatorCodesLength()):
+        code = model.OperatorCodes(i)
+        name = builtins.get(max(code.BuiltinCode(), code.DeprecatedBuiltinCode()), "CUSTOM")
+        if name == "CUSTOM" and code.CustomCode():
+            name = code.CustomCode().decode("utf-8", "replace")
+        names.append(name)
+    return names
 
 
 def _aligned(nbytes):
@@ -138,7 +147,7 @@ def litert_memory(path):
             sizes[index] = nbytes(tensor)
     steps = graph.OperatorsLength()
     operators = [graph.Operators(step) for step in range(steps)]
-    code_names = _operator_names(schema, model)
+    code_names = operator_code_names(model)
     opcodes = [code_names[op.OpcodeIndex()] for op in operators]
     readers = {}
     for operator in operators:
@@ -184,4 +193,4 @@ def litert_memory(path):
             "activations": len(sizes), "operators": steps}
 
 
-__all__ = ["ALIGNMENT", "litert_memory", "plan_arena"]
+__all__ = ["ALIGNMENT", "litert_memory", "operator_code_names", "plan_arena"]

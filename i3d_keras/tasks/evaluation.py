@@ -706,6 +706,30 @@ def agreement(report: Dict[str, Any], reference: Dict[str, Any]) -> Dict[str, An
             "changed": [i for i, ok in enumerate(same) if not ok]}
 
 
+def check_reference(reference: Dict[str, Any], info: Dict[str, Any],
+                    max_videos: Optional[int] = None) -> None:
+    """Before evaluating: can `reference` (a report read back) be compared with
+    an evaluation of the split `info` (`dataset_info`) by `agreement`?
+
+    Raises:
+        EvaluationError: no per-video predictions, or another dataset, split
+            or number of videos.
+    """
+    agreement(reference, reference)  # a report with predictions
+    name = info["metadata"].get("name")
+    videos = info.get("num_videos")  # None: the metadata does not count them
+    if videos is not None and max_videos is not None:
+        videos = min(videos, max_videos)
+    expected = {"dataset": name, "split": info["split"], "videos": videos}
+    got = {"dataset": reference.get("dataset_name"), "split": reference.get("split"),
+           "videos": len(reference.get("labels") or [])}
+    other = [f"{k} {got[k]!r} there, {expected[k]!r} here" for k in expected
+             if expected[k] != got[k] and not (k == "videos" and expected[k] is None)]
+    if other:
+        raise EvaluationError(f"Expected a reference report of the same videos. Received: "
+                              f"{'; '.join(other)}")
+
+
 def _json_default(value):
     if isinstance(value, (np.integer,)):
         return int(value)

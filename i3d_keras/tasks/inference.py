@@ -513,9 +513,12 @@ def _litert_predictor(paths: Sequence[Path], class_names, stream_weights) -> Pre
         raise ModelLoadError(
             "Expected LiteRT files of the same classes and clip shape. Received: "
             f"{sorted(classes)} classes, clips {sorted(shapes)} in {[str(p) for p in paths]}")
-    if len({p.inputs for p in parts}) != len(parts):
-        raise ModelLoadError(f"Expected an RGB and a flow file. Received: two files of "
-                             f"{'+'.join(parts[0].inputs)} in {[str(p) for p in paths]}")
+    streams = [s for part in parts for s in part.inputs]
+    if len(streams) != len(set(streams)):  # a stream counted twice in the sum
+        raise ModelLoadError(
+            "Expected an RGB and a flow file. Received: files of "
+            f"{' and '.join('+'.join(part.inputs) for part in parts)} in "
+            f"{[str(p) for p in paths]}")
     (frames, height, width), = shapes
     if class_names is None and kept:  # the names the export kept (the RGB file's first)
         class_names = kept[0]

@@ -159,9 +159,10 @@ def test_prepare_dataset_again_with_other_sharding_reads_no_old_shard(tmp_path,
                                                                       bad_inputs_listing):
     out = tmp_path / "out"
     options = dict(short_side=24, num_workers=1, progress=False)
-    datasets.prepare_dataset(bad_inputs_listing, out, "toy", videos_per_shard=3, **options)
-    # Another dataset whose name starts with this one's: never touched.
+    # Another dataset whose name starts with this one's, made first: neither
+    # mistaken for this one nor touched.
     datasets.prepare_dataset(bad_inputs_listing, out, "toy_x", videos_per_shard=3, **options)
+    datasets.prepare_dataset(bad_inputs_listing, out, "toy", videos_per_shard=3, **options)
     others = {p: p.read_bytes() for p in out.glob("toy_x*")}
     assert len(list(out.glob("toy_all-*-of-00004.tfrecord"))) == 4
     with pytest.raises(outputs.OutputError, match="videos_per_shard 3 there, 5 now"):

@@ -66,7 +66,7 @@ def test_clips_from_a_tf_data_dataset_of_batches_with_labels(rng):
 
 
 def test_clips_from_a_prepared_dataset_training_split(tmp_path):
-    from i3d_keras.data import input_pipeline, motion_dataset  # noqa: PLC0415
+    from i3d_keras.data import motion_dataset, records  # noqa: PLC0415
 
     folder = tmp_path / "motion"
     motion_dataset.write_motion_dataset(folder, num_train=12, num_val=4, num_frames=8, size=32)
@@ -74,17 +74,30 @@ def test_clips_from_a_prepared_dataset_training_split(tmp_path):
     shapes = {"rgb": (6, 32, 32, 3), "flow": (6, 32, 32, 2)}
     clips = calibration.calibration_clips(folder, shapes, num_clips=5)
     assert len(clips) == 5 and clips[0]["flow"].shape == (1, 6, 32, 32, 2)
-    # The training split's centre clips, in the order the evaluation pipeline reads them.
-    expected = list(input_pipeline.load_split(folder, "train", training=False, modality="both",
-                                              num_frames=6, crop_size=32, batch_size=None))
-    for clip, (inputs, _) in zip(clips, expected):
-        np.testing.assert_array_equal(clip["rgb"][0], inputs["rgb"].numpy())
+    # The training split's centre clips, in the shards' order: frames 1-6 of
+    # each 8-frame video, scaled to [-1, 1] (by hand from the decoded records).
+    shards = sorted(folder.glob("motion_train-*.tfrecord"))
+    videos = records.read_examples(shards, with_rgb=True, with_flow=True)
+    for clip, video in zip(clips, videos):
+        np.testing.assert_allclose(clip["rgb"][0], video["rgb"][1:7] / 127.5 - 1.0, atol=1e-6)
+        assert clip["flow"][0].shape == video["flow"][1:7].shape
     assert len(calibration.calibration_clips(folder, {"rgb": (6, 32, 32, 3)}, 50)) == 12
     rgb_only = tmp_path / "rgb_only"
     motion_dataset.write_motion_dataset(rgb_only, num_train=2, num_val=1, num_frames=8, size=32,
                                         with_flow=False)
     with pytest.raises(calibration.CalibrationError, match="prepared without flow"):
         calibration.calibration_clips(rgb_only, shapes)
+    with pytest.raises(calibration.CalibrationError, match="prepared without flow"):
+        calibration.check_calibration_folder(rgb_only, flow=True)  # before any work
+    # A dataset of one split (folder per class: "all") calibrates on it; several
+    # splits without "train", or several datasets in one folder, are refused.
+    assert calibration.calibration_split({"splits": {"all": {}}}) == "all"
+    with pytest.raises(calibration.CalibrationError, match=r"Received: splits \['test', 'val'\]"):
+        calibration.calibration_split({"splits": {"val": {}, "test": {}}})
+    motion_dataset.write_motion_dataset(rgb_only, num_train=2, num_val=1, num_frames=8, size=32,
+                                        with_flow=False, name="other")
+    with pytest.raises(calibration.CalibrationError, match="Expected one dataset"):
+        calibration.check_calibration_folder(rgb_only)
 
 
 def test_bad_calibration_data_says_what_is_wrong(tmp_path, rng):

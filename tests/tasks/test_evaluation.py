@@ -285,3 +285,12 @@ def test_litert_files_and_their_agreement_with_the_keras_model(motion, streams, 
         evaluation.agreement(fewer, keras_report)
     with pytest.raises(evaluation.EvaluationError, match="per-video predictions"):
         evaluation.agreement(keras_report, {"model": "old", "metrics": {}})
+    # Checked before evaluating (tools/evaluate.py --agreement_with): the
+    # dataset, split and number of videos the reference was made on.
+    info = evaluation.dataset_info(motion)
+    evaluation.check_reference(keras_report, info)
+    evaluation.check_reference(fewer, info, max_videos=6)
+    with pytest.raises(evaluation.EvaluationError, match="videos 6 there, 12 here"):
+        evaluation.check_reference(fewer, info)
+    with pytest.raises(evaluation.EvaluationError, match="split 'train' there, 'val' here"):
+        evaluation.check_reference(dict(keras_report, split="train"), info)

@@ -177,6 +177,11 @@ def test_load_litert_files(streams, videos, tmp_path):
         inference.load_predictor(files["rgb"], keras_file)
     with pytest.raises(inference.ModelLoadError, match="an RGB and a flow file"):
         inference.load_predictor(files["rgb"], files["rgb"])
+    fused = exporters.export_tflite(i3d_keras.TwoStreamI3D(streams["rgb"], streams["flow"]),
+                                    tmp_path / "fused.tflite")
+    assert inference.load_predictor(fused).streams == ("rgb", "flow")
+    with pytest.raises(inference.ModelLoadError, match="files of rgb\\+flow and rgb"):
+        inference.load_predictor(fused, files["rgb"])  # RGB would be counted twice
     with pytest.raises(FileNotFoundError, match="no such file"):
         inference.load_predictor(tmp_path / "missing.tflite")
     junk = _write(tmp_path / "junk.tflite", "not a flatbuffer")
