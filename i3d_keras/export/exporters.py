@@ -68,6 +68,21 @@ def _call_for_logits(model, streams, inputs, **kwargs):
     return out["logits"] if isinstance(out, dict) else out
 
 
+def _for_clips(model, frames, height, width):
+    """`model`, rebuilt for clips of `frames` x `height` x `width` where its
+    input fixes another shape (`i3d_keras.models.clip_shape`)."""
+    from i3d_keras.models import clip_shape  # noqa: PLC0415
+
+    wanted = (frames, height, width)
+    if all(have in (None, want) for t in model.inputs
+           for have, want in zip(t.shape[1:4], wanted)):
+        return model
+    try:
+        return clip_shape.with_clip_shape(model, frames=frames, image_size=(height, width))
+    except ValueError as error:
+        raise ExportError(str(error)) from None
+
+
 def _num_classes(model):
     """The number of logits of a stream, two-stream or comparison model."""
     output = model.output["logits"] if isinstance(model.output, dict) else model.output
@@ -247,6 +262,9 @@ def export_saved_model(
             "overwrite it (pass overwrite=True / --overwrite). Received: "
             f"version={target.name}"
         )
+    # The raw-frames signature crops to image_size: a model fixed to another
+    # frame size is rebuilt for it (the same weights).
+    model = _for_clips(model, model.inputs[0].shape[1], image_size, image_size)
     module = _ServingModule(model, class_names, top_k, image_size)
     signatures = _signatures(module, module._streams)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -414,6 +432,7 @@ def export_tflite(model, path, *, quantization="float32", frames=None, image_siz
     model = precision.with_precision(model, "float32")
     streams = _streams(model)
     clip_shapes = _clip_shapes(streams, frames, image_size)
+    model = _for_clips(model, *next(iter(clip_shapes.values()))[:3])
     num_classes = _num_classes(model)
     if class_names is not None and len(class_names) != num_classes:
         raise ExportError(f"Expected {num_classes} class names (one per logit). Received: "
@@ -529,7 +548,9 @@ def verify_tflite(model, path, inputs):
     """
     from i3d_keras.runtime import precision  # noqa: PLC0415
 
-    logits_fn, streams = _logits_fn(precision.with_precision(model, "float32"))
+    clip = next(iter(inputs.values()))
+    model = _for_clips(precision.with_precision(model, "float32"), *np.shape(clip)[1:4])
+    logits_fn, streams = _logits_fn(model)
     keras_logits = logits_fn({k: tf.constant(inputs[k], tf.float32) for k in streams}).numpy()
     lite_logits = run_litert(litert_interpreter(path), inputs)
     return {

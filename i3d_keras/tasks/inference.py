@@ -27,7 +27,6 @@ per 10 s video; `"dis"` is ~90-190x faster and noisier (see `i3d_keras.data.flow
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import json
 import os
@@ -382,24 +381,12 @@ def with_dynamic_frames(model: keras.Model) -> keras.Model:
     >>> with_dynamic_frames(model).input.shape
     (None, None, 32, 32, 3)
     """
-    if all(t.shape[1] is None for t in model.inputs):
-        return model
-    config = copy.deepcopy(model.get_config())
-    for layer in config.get("layers", []):
-        if layer.get("class_name") == "InputLayer":
-            shape = list(layer["config"].get("batch_shape") or [])
-            if len(shape) == 5:
-                shape[1] = None
-                layer["config"]["batch_shape"] = tuple(shape)
+    from i3d_keras.models import clip_shape  # noqa: PLC0415
+
     try:
-        rebuilt = model.__class__.from_config(config)
-        rebuilt.set_weights(model.get_weights())
-    except Exception as error:  # noqa: BLE001 (Keras raises various errors)
-        raise ModelLoadError(
-            f"Cannot rebuild model {model.name!r} for clips of any length ({error}). "
-            f"Received: a model with input shape {tuple(model.inputs[0].shape)}; use clips of "
-            "its length") from None
-    return rebuilt
+        return clip_shape.with_clip_shape(model, frames=None)
+    except ValueError as error:
+        raise ModelLoadError(str(error)) from None
 
 
 def _forward_fn(model):

@@ -283,6 +283,22 @@ def test_i3d_exports_64_frame_clips_and_the_keras_graph(tmp_path, rng):
             >= exporters.litert_delegation(path)["partitions"])
 
 
+def test_a_model_fixed_to_one_clip_shape_exports_for_another(streams, tmp_path, rng):
+    """A model trained on 4 x 32 x 32 clips (its input fixed to them) exports
+    LiteRT files and SavedModels for other clips: the same weights, rebuilt."""
+    pytest.importorskip("ai_edge_litert", reason="needs the standalone ai-edge-litert runtime")
+    model = streams["rgb"]
+    assert model.inputs[0].shape == (None, FRAMES, SIZE, SIZE, 3)
+    path = exporters.export_tflite(model, tmp_path / "long.tflite", frames=2 * FRAMES,
+                                   image_size=48)
+    clip = {"rgb": rng.uniform(-1, 1, (1, 2 * FRAMES, 48, 48, 3)).astype("float32")}
+    assert exporters.verify_tflite(model, path, clip)["max_abs_logit_diff"] <= 1e-4
+    saved = exporters.export_saved_model(model, tmp_path / "sm", "i3d", image_size=48)
+    signature = tf.saved_model.load(str(saved)).signatures["preprocessed"]
+    assert signature.structured_input_signature[1]["rgb"].shape.as_list() == [
+        None, FRAMES, 48, 48, 3]
+
+
 def test_tflite_two_input_model_with_plain_logits(tmp_path, capfd):
     pytest.importorskip("ai_edge_litert", reason="needs the standalone ai-edge-litert runtime")
     # The comparison's two-stream baselines (TwoStream2D, ThreeDFused) take
