@@ -11,6 +11,7 @@
 - `baselines.py`: the paper's four earlier designs (Sec. 2.1-2.4) and
   `build_architecture`.
 - `receptive_field.py`: receptive fields, parameters and multiply-adds.
+- `clip_shape.py`: the same model rebuilt for clips of another length or size.
 
 Models never import `i3d_keras.weights` at module level:
 `InceptionI3D(weights=...)` calls the loader on use.
