@@ -495,8 +495,10 @@ def pool3d(x, window, strides, padding, mode):
     pooling, and for average pooling up to rounding: per-axis window counts
     multiply), in 4-D tensors only. An average over a whole axis ("valid"
     window as long as the axis: I3D's head at 224 pixels and 16 frames) is a
-    `MEAN`, and a "valid" stride-1 average over time a sum of shifted slices:
-    XNNPACK has no int8 average pooling, but int8 means and sums.
+    `MEAN`, a "valid" stride-1 average over time a sum of shifted slices, and
+    any other "valid" average (the head on frames over 224 pixels) a
+    depthwise convolution of weights `1 / window`: XNNPACK has no int8
+    average pooling, but int8 means, sums and depthwise convolutions.
     """
     (kt, kh, kw), (st, sh, sw) = window, strides
     time, height, width, channels = x.shape
@@ -504,6 +506,8 @@ def pool3d(x, window, strides, padding, mode):
     if (kh, kw, sh, sw) != (1, 1, 1, 1):
         if valid_mean and (kh, kw) == (height, width):
             x = tf.reduce_mean(x, axis=[1, 2], keepdims=True)
+        elif valid_mean:
+            x = _valid_average(x, kh, kw, sh, sw)
         else:
             pool = tf.nn.max_pool2d if mode == "max" else tf.nn.avg_pool2d
             x = pool(x, [kh, kw], [sh, sw], padding.upper())
@@ -519,10 +523,19 @@ def pool3d(x, window, strides, padding, mode):
         for k in range(1, kt):
             total = total + _slice(x, [0, k, 0, 0], [1, out, -1, -1])
         x = total * (1.0 / kt)
+    elif valid_mean:
+        x = _valid_average(x, kt, 1, st, 1)
     else:
         pool = tf.nn.max_pool2d if mode == "max" else tf.nn.avg_pool2d
         x = pool(x, [kt, 1], [st, 1], padding.upper())
     return tf.reshape(x, [x.shape[1], height, width, channels])
+
+
+def _valid_average(x, kh, kw, sh, sw):
+    """`avg_pool2d(..., "VALID")` of `[N, H, W, C]` as a depthwise convolution
+    (XNNPACK runs it in int8; it has no int8 average pooling)."""
+    weights = np.full((kh, kw, x.shape[-1], 1), 1.0 / (kh * kw), np.float32)
+    return tf.nn.depthwise_conv2d(x, tf.constant(weights), [1, sh, sw, 1], "VALID")
 
 
 _HANDLERS = (

@@ -283,6 +283,26 @@ def test_i3d_exports_64_frame_clips_and_the_keras_graph(tmp_path, rng):
             >= exporters.litert_delegation(path)["partitions"])
 
 
+def test_int8_frames_over_224_pixels_run_whole_in_xnnpack(tmp_path, rng):
+    """At 256 pixels I3D's 7 x 7 head average no longer covers the map: it is
+    a depthwise convolution, which XNNPACK runs in int8 (no AVERAGE_POOL_2D)."""
+    pytest.importorskip("ai_edge_litert", reason="needs the standalone ai-edge-litert runtime")
+    model = i3d_keras.InceptionI3D(CLASSES, frames=None, image_size=None)
+    clips = [rng.uniform(-1, 1, (4, 256, 256, 3)).astype("float32") for _ in range(2)]
+    path = exporters.export_tflite(model, tmp_path / "int8_256.tflite", frames=4,
+                                   image_size=256, quantization="int8",
+                                   representative_dataset=clips)
+    assert "AVERAGE_POOL_2D" not in exporters.tflite_builtin_ops(path)
+    assert exporters.litert_delegation(path)["partitions"] == 1
+    clip = {"rgb": clips[0][None]}
+    assert np.isfinite(exporters.run_litert(exporters.litert_interpreter(path), clip)).all()
+    # The same head in float32: the model's logits.
+    floats = exporters.export_tflite(model, tmp_path / "f32_256.tflite", frames=4,
+                                     image_size=256)
+    scale = max(np.abs(exporters._logits_fn(model)[0](clip).numpy()).max(), 1e-3)
+    assert exporters.verify_tflite(model, floats, clip)["max_abs_logit_diff"] <= 1e-4 * scale
+
+
 def test_a_model_fixed_to_one_clip_shape_exports_for_another(streams, tmp_path, rng):
     """A model trained on 4 x 32 x 32 clips (its input fixed to them) exports
     LiteRT files and SavedModels for other clips: the same weights, rebuilt."""

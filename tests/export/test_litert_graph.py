@@ -56,6 +56,8 @@ def test_time_taps_and_conv2d_are_the_3d_convolution(rng, frames, kernel, stride
     ((6, 10, 9, 2), (2, 3, 3), (1, 2, 1), "valid"),
     ((4, 7, 7, 5), (2, 7, 7), (1, 1, 1), "valid"),  # I3D's head: the window is the map
     ((8, 7, 7, 5), (2, 7, 7), (1, 1, 1), "valid"),  # 64 frames' head: a sum over time
+    ((4, 9, 8, 5), (2, 7, 7), (1, 1, 1), "valid"),  # frames over 224 px: a window in the map
+    ((8, 6, 6, 3), (2, 3, 3), (2, 1, 1), "valid"),  # a temporal stride
 ])
 @pytest.mark.parametrize("mode", ["max", "avg"])
 def test_pool3d_equals_keras_3d_pooling(rng, shape, window, strides, padding, mode):
@@ -65,6 +67,11 @@ def test_pool3d_equals_keras_3d_pooling(rng, shape, window, strides, padding, mo
     got = litert_graph.pool3d(tf.constant(x[0]), window, strides, padding, mode).numpy()
     assert got.shape == expected.shape
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    if mode == "avg" and padding == "valid":  # no average pooling: none in int8 XNNPACK
+        traced = tf.function(lambda v: litert_graph.pool3d(v, window, strides, padding, mode))
+        ops = {op.type for op in traced.get_concrete_function(
+            tf.TensorSpec(shape, tf.float32)).graph.get_operations()}
+        assert "AvgPool" not in ops, ops
 
 
 def test_concatenations_of_at_most_five_inputs_are_one_concatenation():
