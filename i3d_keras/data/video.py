@@ -10,10 +10,13 @@ processes doing bulk decoding stay light.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import shutil
+import tempfile
 from pathlib import Path
-from typing import Dict, Optional, Union
+from typing import Dict, Iterator, Optional, Union
 
 import cv2
 import numpy as np
@@ -64,6 +67,42 @@ def video_info(path: PathLike) -> Dict[str, float]:
         cap.release()
 
 
+@contextlib.contextmanager
+def opencv_path(path: PathLike) -> Iterator[str]:
+    """A name of `path` that OpenCV can take, for as long as the block runs.
+
+    OpenCV passes file names to FFmpeg as UTF-8 and crashes the process
+    (a segmentation fault, in `cv2.VideoCapture`) on a name that is not: a
+    Linux file name of other bytes (`b"clip\\xff.mp4"`, which Python holds
+    with surrogates). Such a file is reached through a symbolic link of a
+    plain name in a temporary folder (removed when the block ends; a capture
+    opened inside keeps its file open). Other names are given as they are.
+
+    Raises:
+        VideoDecodeError: the name is not UTF-8 and no link can be made.
+    """
+    name = os.fspath(path)
+    try:
+        name.encode("utf-8")
+        yield name
+        return
+    except UnicodeEncodeError:
+        pass
+    folder = tempfile.mkdtemp(prefix="i3d_keras-video-")
+    suffix = "".join(c for c in Path(name).suffix if c.isascii() and c.isalnum())
+    link = os.path.join(folder, "video" + ("." + suffix if suffix else ""))
+    try:
+        try:
+            os.symlink(os.path.abspath(name), link)
+        except OSError as error:
+            raise VideoDecodeError(path, "its name is not valid UTF-8, which OpenCV cannot "
+                                         f"take, and no link to it could be made ({error})") \
+                from None
+        yield link
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def _open(path: PathLike) -> "cv2.VideoCapture":
     p = Path(path)
     if not p.exists():
@@ -72,10 +111,11 @@ def _open(path: PathLike) -> "cv2.VideoCapture":
         raise VideoDecodeError(path, "not a regular file")
     if p.stat().st_size == 0:
         raise VideoDecodeError(path, "file is empty (0 bytes)")
-    cap = cv2.VideoCapture(str(p), cv2.CAP_FFMPEG)
-    if not cap.isOpened():
-        cap.release()
-        cap = cv2.VideoCapture(str(p))  # any other backend OpenCV has
+    with opencv_path(p) as name:
+        cap = cv2.VideoCapture(name, cv2.CAP_FFMPEG)
+        if not cap.isOpened():
+            cap.release()
+            cap = cv2.VideoCapture(name)  # any other backend OpenCV has
     if not cap.isOpened():
         cap.release()
         raise VideoDecodeError(path, "OpenCV could not open it (unknown format or corrupt)")
@@ -283,12 +323,14 @@ def write_video(path: PathLike, frames: np.ndarray, fps: float = 25.0,
     if fourcc is None:
         fourcc = {".avi": "MJPG", ".webm": "VP80", ".mkv": "MJPG"}.get(ext, "mp4v")
     h, w = frames.shape[1:3]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), float(fps), (w, h))
-    if not writer.isOpened():
-        raise ValueError(f"OpenCV could not open a writer for '{path}' with fourcc={fourcc!r}")
-    try:
-        for frame in frames:
-            writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-    finally:
-        writer.release()
+    with opencv_path(path) as name:
+        writer = cv2.VideoWriter(name, cv2.VideoWriter_fourcc(*fourcc), float(fps), (w, h))
+        if not writer.isOpened():
+            raise ValueError(f"OpenCV could not open a writer for '{path}' with "
+                             f"fourcc={fourcc!r}")
+        try:
+            for frame in frames:
+                writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+        finally:
+            writer.release()
     return path

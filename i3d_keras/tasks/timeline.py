@@ -180,7 +180,7 @@ def annotate_video(source: PathLike, result: Dict, path: PathLike, *, top: int =
     """
     import cv2  # noqa: PLC0415
 
-    from i3d_keras.data import streaming  # noqa: PLC0415
+    from i3d_keras.data import streaming, video  # noqa: PLC0415
 
     windows = result.get("windows") or []
     if not windows:
@@ -191,12 +191,12 @@ def annotate_video(source: PathLike, result: Dict, path: PathLike, *, top: int =
         path.suffix.lower(), "mp4v")
     writer = None
     current = 0
-    with outputs.atomic_path(path) as tmp:
+    with outputs.atomic_path(path) as tmp, video.opencv_path(tmp) as name:
         try:
             for i, frame in enumerate(stream):
                 if writer is None:
                     h, w = frame.shape[:2]
-                    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*fourcc),
+                    writer = cv2.VideoWriter(name, cv2.VideoWriter_fourcc(*fourcc),
                                              float(stream.source_fps), (w, h))
                     if not writer.isOpened():
                         raise ValueError(f"OpenCV could not write '{path}' with fourcc "

@@ -71,6 +71,20 @@ def _first_existing_ancestor(path: Path) -> Path:
     return Path(".")
 
 
+def _check_writable(folder: Path, flag: Optional[str], path: PathLike, what: str) -> None:
+    """Raises `OutputError` when nothing can be created in `folder` (an
+    existing folder). Tried, not asked: `os.access` says yes to root on
+    read-only mounts and in `/proc`."""
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise OutputError(f"{_name(flag)} cannot be written: nothing can be created in "
+                          f"{str(folder)!r} ({reason}); choose {what} you can write to. "
+                          f"Received: {os.fspath(path)!r}") from None
+
+
 def check_output_file(path: PathLike, *, flag: Optional[str] = None,
                       inputs: Iterable[PathLike] = (), overwrite: bool = False,
                       create_parent: bool = False) -> Path:
@@ -89,7 +103,8 @@ def check_output_file(path: PathLike, *, flag: Optional[str] = None,
 
     Raises:
         OutputError: a folder at `path`; `path` is an input; the file exists
-            and `overwrite` is False; its folder is missing or is a file.
+            and `overwrite` is False; its folder is missing, is a file, or
+            cannot be written to.
     """
     if not os.fspath(path):
         raise OutputError(f"{_name(flag)} must name a file. Received: an empty path")
@@ -115,6 +130,8 @@ def check_output_file(path: PathLike, *, flag: Optional[str] = None,
     if out.exists() and not overwrite:
         raise OutputError(f"{_name(flag)} {os.fspath(path)!r} exists; pass --overwrite to "
                           "replace it")
+    _check_writable(parent if parent.exists() else _first_existing_ancestor(out), flag, path,
+                    "a path")
     return out
 
 
@@ -131,8 +148,8 @@ def check_output_dir(path: PathLike, *, flag: Optional[str] = "output_dir",
         The path, `~` expanded.
 
     Raises:
-        OutputError: `path` is a file (or an input), or cannot be made because
-            one of its parents is a file.
+        OutputError: `path` is a file (or an input), cannot be made because
+            one of its parents is a file, or cannot be written to.
     """
     if not os.fspath(path):
         raise OutputError(f"{_name(flag)} must name a folder. Received: an empty path")
@@ -147,6 +164,8 @@ def check_output_dir(path: PathLike, *, flag: Optional[str] = "output_dir",
         if not blocker.is_dir():
             raise OutputError(f"{_name(flag)} cannot be made: {str(blocker)!r} is a file. "
                               f"Received: {os.fspath(path)!r}")
+    _check_writable(out if out.exists() else _first_existing_ancestor(out), flag, path,
+                    "a folder")
     return out
 
 
@@ -170,6 +189,12 @@ def check_input_path(path: PathLike, *, flag: Optional[str] = None, kind: str = 
     return item
 
 
+def _umask() -> int:
+    mask = os.umask(0o22)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: PathLike) -> Iterator[Path]:
     """A temporary path beside `path` to write to; renamed over `path` when
@@ -187,8 +212,14 @@ def atomic_path(path: PathLike) -> Iterator[Path]:
     out = Path(path).expanduser()
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.tmp-", suffix=out.suffix, dir=out.parent)
-    os.close(fd)
     tmp = Path(tmp)
+    # mkstemp makes the file private (0600); the result gets the mode of the
+    # file it replaces, or what `open` would have given it (0666 less the umask).
+    try:
+        os.fchmod(fd, out.stat().st_mode & 0o7777 if out.exists() else 0o666 & ~_umask())
+    except (OSError, AttributeError):  # no fchmod (Windows): keep mkstemp's mode
+        pass
+    os.close(fd)
     try:
         yield tmp
         os.replace(tmp, out)
@@ -204,6 +235,8 @@ def atomic_open(path: PathLike, mode: str = "w", **kwargs):
         raise ValueError(f"`mode` must write a new file ('w', 'wb'). Received: mode={mode!r}")
     if "b" not in mode:
         kwargs.setdefault("encoding", "utf-8")
+        # File names that are not UTF-8 (held with surrogates) keep their bytes.
+        kwargs.setdefault("errors", "surrogateescape")
     with atomic_path(path) as tmp, open(tmp, mode, **kwargs) as f:
         yield f
 

@@ -100,3 +100,21 @@ def test_shared_real_videos(shared_data):
     assert mp4.shape == (250, 256, 340, 3)
     clip = read_video(videos / "cleaning_pool.mp4", start=1.0, end=2.0, short_side=128)
     assert clip.shape == (25, 128, 170, 3)
+
+
+def test_file_names_that_are_not_utf8(tmp_path):
+    """OpenCV crashed the process (a segmentation fault) on such a name, ending
+    a whole batch; it is read and written through a link of a plain name."""
+    import os
+    import sys
+
+    if sys.platform != "linux":
+        pytest.skip("file names of arbitrary bytes are a Linux file system's")
+    name = os.fsdecode(os.fsencode(str(tmp_path)) + b"/clip\xff.mp4")
+    written = _numbered_video(name, 5, 25)
+    assert os.path.exists(os.fsencode(str(written)))
+    frames = read_video(name, fps=None, short_side=None)
+    assert frames.shape[0] == 5
+    assert video_info(name)["width"] == 48
+    assert not [p for p in os.listdir(os.path.dirname(__import__("tempfile").mkdtemp()))
+                if p.startswith("i3d_keras-video-")]  # the links are gone

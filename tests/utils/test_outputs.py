@@ -1,6 +1,8 @@
 """Tests of i3d_keras.utils.outputs: the rule for everything the tools write."""
 
 import json
+import os
+import stat
 
 import pytest
 
@@ -70,6 +72,30 @@ def test_atomic_writes_leave_the_old_file_on_failure(tmp_path):
     with pytest.raises(ValueError, match="mode"):
         with outputs.atomic_open(target, "a"):
             pass
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux's /proc, where "
+                    "nothing can be created, even by root")
+def test_a_place_nothing_can_be_written_to_is_refused_before_work():
+    for check in (lambda: outputs.check_output_file("/proc/x.json", flag="json"),
+                  lambda: outputs.check_output_file("/proc/a/x.json", flag="json",
+                                                    create_parent=True),
+                  lambda: outputs.check_output_dir("/proc/x")):
+        with pytest.raises(outputs.OutputError, match="cannot be written: nothing can be "
+                                                      "created in '/proc'"):
+            check()
+
+
+def test_atomic_writes_keep_the_replaced_mode_or_follow_the_umask(tmp_path):
+    mask = os.umask(0o027)
+    try:
+        new = outputs.write_json(tmp_path / "new.json", {})
+        assert stat.S_IMODE(os.stat(new).st_mode) == 0o640  # not mkstemp's 0600
+        os.chmod(new, 0o604)
+        outputs.write_json(new, {"a": 1})
+        assert stat.S_IMODE(os.stat(new).st_mode) == 0o604
+    finally:
+        os.umask(mask)
 
 
 def test_unique_outputs_and_common_root(tmp_path):
