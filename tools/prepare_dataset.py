@@ -182,4 +182,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    console.run(main, interrupted="interrupted; rerun the same command to resume")
+    console.run(main, interrupted="interrupted; rerun the same command to resume",
+                arguments=True)

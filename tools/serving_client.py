@@ -80,4 +80,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    console.run(main)
+    console.run(main, arguments=True)

@@ -83,6 +83,10 @@ _NOISE_LINES = (
     re.compile(r"^WARNING: All log messages before absl::InitializeLog\(\) is called"),
     # The second line of TensorFlow's cpu_feature_guard INFO message.
     re.compile(r"^To enable the following instructions: .*rebuild TensorFlow"),
+    # LiteRT's own logger at INFO ("INFO: Created TensorFlow Lite XNNPACK delegate for CPU.").
+    re.compile(r"^INFO: "),
+    # The TFLite converter's quantiser, once per int8 conversion.
+    re.compile(r"^fully_quantize: \d+, inference_type: \d+, input_inference_type: "),
 )
 # OpenCV's logger: "[ WARN:0@9.333] global cap.cpp:212 open VIDEOIO(FFMPEG): ...".
 _OPENCV = re.compile(r"^\[\s*(WARN|INFO|DEBUG|VERBOSE|ERROR|FATAL)\s*:[^\]]*\]\s*(.*)$")
@@ -108,6 +112,8 @@ def is_library_noise(line: str) -> bool:
     Example:
 
     >>> is_library_noise("I0000 00:00:1796.1  4016 port.cc:153] oneDNN custom operations are on.")
+    True
+    >>> is_library_noise("INFO: Created TensorFlow Lite XNNPACK delegate for CPU.")
     True
     >>> is_library_noise("Traceback (most recent call last):")
     False
@@ -363,6 +369,11 @@ def setup(argv: Optional[List[str]] = None, verbose: Optional[bool] = None,
     # TensorFlow's Python INFO lines ("Assets written to ...", "Sharding callback
     # duration ...") and warnings about tracing.
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    import warnings  # noqa: PLC0415
+
+    # The libraries' Python warnings (Keras' "Your input ran out of data", the
+    # converter's "Statistics for quantized inputs were expected"): --verbose shows them.
+    warnings.filterwarnings("ignore", module=r"(keras|tensorflow|tf_keras|ai_edge_litert)\b")
     if "cv2" in sys.modules:  # imported already: the environment is read too late
         with contextlib.suppress(Exception):
             sys.modules["cv2"].setLogLevel(2)  # errors only
@@ -409,10 +420,13 @@ def stderr_is_terminal() -> bool:
 
 
 def run(main: Callable[[List[str]], Optional[int]], argv: Optional[List[str]] = None, *,
-        interrupted: str = "interrupted") -> None:
+        interrupted: str = "interrupted", arguments: bool = False) -> None:
     """`absl.app.run(main)` with the tools' exit codes and messages.
 
     * A bad flag or value: `NAME: error: ...`, exit `EXIT_USAGE` (`--help`: 0).
+    * Arguments besides the flags, to a tool that takes none (`arguments`
+      False): a usage error, never silently ignored (`describe x.keras` would
+      describe a default model instead of the file).
     * An `i3d_keras.utils.outputs.OutputError` from anywhere (an output that
       would replace a file, an input where an output goes, settings that
       differ from a resumable run's): one sentence, exit `EXIT_USAGE`.
@@ -425,6 +439,7 @@ def run(main: Callable[[List[str]], Optional[int]], argv: Optional[List[str]] = 
         main: the tool's `main(argv)`.
         argv: the command line (default `sys.argv`).
         interrupted: what to say after Ctrl-C.
+        arguments: the tool takes arguments besides its flags (videos).
     """
     from absl import app, flags  # noqa: PLC0415
 
@@ -445,6 +460,9 @@ def run(main: Callable[[List[str]], Optional[int]], argv: Optional[List[str]] = 
         # given; the tools keep Python's INFO logs for --verbose.
         if flags.FLAGS["verbosity"].using_default_value:
             flags.FLAGS.verbosity = 0 if is_verbose() else -1
+        if not arguments and len(remaining) > 1:
+            fail(f"{program_name()} takes flags only (a value needs its flag: --NAME=VALUE; "
+                 f"pass --help to see them). Received: unexpected arguments {remaining[1:]}")
         return remaining
 
     def guarded(args):

@@ -327,6 +327,16 @@ def test_corrupt_models_are_named_as_such(files):
                        "not a Keras model file", alone=False)
 
 
+def test_describe_a_saved_model_never_ignores_a_flag(files):
+    """--stream and --num_classes were silently ignored with --model (a flow
+    model described as asked for rgb); --frames now sets the saved model's clip."""
+    assert_usage_error(run_tool("describe", "--model", files["flow"], "--stream", "rgb"),
+                       "--stream only apply to a network built here", "Received: --model")
+    run = run_tool("describe", "--model", files["flow"], "--frames", "16")
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.startswith("tiny_flow: input [(16, 32, 32, 2)]"), run.stdout[:300]
+
+
 def test_a_flag_that_needs_another_and_unexpected_arguments(files, tmp_path):
     assert_usage_error(run_tool("extract_features", "--model", files["rgb"], "--stride", "4",
                                 "--output_dir", tmp_path / "f", files["clips"][0]),

@@ -50,6 +50,9 @@ def test_library_lines_are_told_apart():
         "[ WARN:0@23.060] global cap.cpp:212 open VIDEOIO(FFMPEG): backend is generally "
         "available but can't be used to capture by name",
         "[mov,mp4,m4a,3gp,3g2,mj2 @ 0x55ee657ac640] moov atom not found",
+        "INFO: Created TensorFlow Lite XNNPACK delegate for CPU.",
+        "fully_quantize: 0, inference_type: 6, input_inference_type: FLOAT32, "
+        "output_inference_type: FLOAT32",
     ]
     kept = [
         "E0000 00:00:1796046180.090113    4016 loader.cc:52] Reading SavedModel failed",
@@ -59,6 +62,25 @@ def test_library_lines_are_told_apart():
     ]
     assert all(console.is_library_noise(line) for line in noise)
     assert not any(console.is_library_noise(line) for line in kept)
+
+
+def test_quiet_tools_hide_the_libraries_python_warnings():
+    """Keras' and the converter's UserWarnings (with their source line) are
+    library chatter; a warning of the tool's own code still shows."""
+    script = (
+        "import sys, warnings\n"
+        "from i3d_keras.utils import console\n"
+        "console.setup(force=True, verbose=len(sys.argv) > 1)\n"
+        "for module in ('keras.src.trainers.epoch_iterator', 'tensorflow.lite.python.convert',"
+        " '__main__'):\n"
+        "    exec(\"import warnings; warnings.warn('said by ' + __name__)\", {'__name__': module})\n")
+    quiet = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                           timeout=120)
+    verbose = subprocess.run([sys.executable, "-c", script, "-v"], capture_output=True,
+                             text=True, timeout=120)
+    assert "said by __main__" in quiet.stderr
+    assert "said by keras" not in quiet.stderr and "said by tensorflow" not in quiet.stderr
+    assert "said by keras" in verbose.stderr and "said by tensorflow" in verbose.stderr
 
 
 def test_capture_gives_the_decoders_complaint():
@@ -182,7 +204,7 @@ import sys, time
 from i3d_keras.utils import console, outputs
 console.setup(force=True)
 what = sys.argv[1]
-sys.argv[:] = ["tool_name.py"]  # the tool's name in its messages
+sys.argv[:] = ["tool_name.py", *sys.argv[2:]]  # the tool's name in its messages
 
 def main(argv):
     if what == "output":
@@ -211,6 +233,19 @@ def test_run_turns_usage_errors_into_a_sentence_and_shows_bugs(what, code, expec
         assert len(lines) == 1  # a mistake of the user's: no traceback
     else:
         assert "Traceback" in run.stderr and "ZeroDivisionError: a bug" in run.stderr
+
+
+def test_arguments_to_a_tool_of_flags_only_are_a_usage_error():
+    """`describe model.keras` described a default model, silently ignoring the file."""
+    run = subprocess.run([sys.executable, "-c", _TOOL_SCRIPT, "bug", "model.keras"],
+                         capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert run.returncode == console.EXIT_USAGE, run.stderr
+    assert run.stderr.strip() == (
+        "tool_name: error: tool_name takes flags only (a value needs its flag: --NAME=VALUE; "
+        "pass --help to see them). Received: unexpected arguments ['model.keras']")
+    out = _run("describe", "model.keras", "--frames", "8")
+    assert out.returncode == console.EXIT_USAGE
+    assert "Received: unexpected arguments ['model.keras']" in out.stderr
 
 
 def test_ctrl_c_ends_with_a_sentence_and_exit_130():
