@@ -17,7 +17,7 @@ Usage:
   python tools/extract_flow.py --input clip.mp4 --output_dir flow --workers 1
 
 `--input` is a folder (searched recursively for videos), a single video file,
-or a text file listing one video path per line. TV-L1 costs seconds of
+or a text file (`.txt`, `.lst`, `.list`) listing one video path per line. TV-L1 costs seconds of
 one core per 340x256 frame pair (1-3 s); `--method dis` is ~190x faster, noisier.
 """
 
@@ -45,24 +45,14 @@ _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Recompute existing outputs (
 
 def find_videos(spec: str):
     """Returns (videos, root) for a folder, a video file or a list file."""
-    from i3d_keras.data.video import VIDEO_EXTENSIONS  # noqa: PLC0415
+    from i3d_keras.data.video import VIDEO_EXTENSIONS, find_videos  # noqa: PLC0415
 
-    path = Path(spec)
-    if not path.exists():
-        console.fail(f"--input {spec!r} does not exist")
-    if path.is_dir():
-        videos = sorted(p for p in path.rglob("*")
-                        if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
-        if not videos:
-            console.fail(f"no videos found under {spec!r} "
-                         f"(looked for {', '.join(VIDEO_EXTENSIONS)})")
-        return videos, path
-    if path.suffix.lower() in VIDEO_EXTENSIONS:
-        return [path], None
-    lines = [ln.strip() for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
-    if not lines:
-        console.fail(f"the list file {spec!r} names no videos")
-    return [Path(ln) if Path(ln).is_absolute() else path.parent / ln for ln in lines], None
+    outputs.check_input_path(spec, flag="input", kind="any")
+    videos, root = find_videos([spec], what="--input")
+    if not videos:
+        console.fail(f"--input {spec!r} names no videos" + (
+            f" (looked for {', '.join(VIDEO_EXTENSIONS)})" if Path(spec).is_dir() else ""))
+    return videos, root
 
 
 def main(argv):

@@ -4,8 +4,8 @@ Carreira & Zisserman (CVPR 2017) feed frames at 25 fps whose short side is
 resized to 256 pixels (bilinear). `read_video` returns exactly that from any
 file OpenCV's FFmpeg backend can read (MP4, AVI, MKV, WebM, GIF, ...).
 
-This module imports only numpy, OpenCV and `i3d_keras.utils.console`, so that worker
-processes doing bulk decoding stay light.
+This module imports only numpy, OpenCV and `i3d_keras.utils` (standard library
+only), so that worker processes doing bulk decoding stay light.
 """
 
 from __future__ import annotations
@@ -16,18 +16,21 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Dict, Iterator, Optional, Union
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
 
-from i3d_keras.utils import console
+from i3d_keras.utils import console, outputs
 
 PathLike = Union[str, os.PathLike]
 
 #: File extensions treated as videos when scanning folders.
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg",
                     ".flv", ".wmv", ".3gp", ".gif", ".ogv")
+
+#: File extensions read as lists of video paths (one per line) by `find_videos`.
+LIST_EXTENSIONS = (".txt", ".lst", ".list")
 
 #: Frames with more pixels than this are rejected (a guard against corrupt
 #: headers claiming absurd sizes; 8K UHD is 33 Mpx).
@@ -44,6 +47,55 @@ class VideoDecodeError(ValueError):
 
     def __reduce__(self):  # picklable across worker processes
         return (type(self), (self.path, self.reason))
+
+
+def find_videos(inputs: Sequence[PathLike], *, what: str = "VIDEO"
+                ) -> Tuple[List[Path], Optional[Path]]:
+    """Expands command-line inputs: video files, folders (searched
+    recursively for `VIDEO_EXTENSIONS`) and lists of paths (`LIST_EXTENSIONS`,
+    one path per line, relative to the list's folder).
+
+    Any other file is taken as a video (a `.keras` given by mistake fails on
+    its own, as a video OpenCV cannot open, without stopping the others).
+
+    Args:
+        inputs: what the user gave.
+        what: how the messages name an input (`"VIDEO"`, `"--input"`).
+
+    Returns:
+        `(videos, root)`: root is the folder when a single folder was given.
+        Paths that do not exist are kept (they fail later, item by item).
+
+    Raises:
+        i3d_keras.utils.outputs.OutputError: a list file that is not text
+            (binary data, or not UTF-8): it is not read as a list of paths.
+    """
+    videos: List[Path] = []
+    root = None
+    for spec in inputs:
+        path = Path(spec)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*")
+                           if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
+            videos += found
+            root = path if len(inputs) == 1 else None
+        elif path.suffix.lower() in LIST_EXTENSIONS and path.is_file():
+            data = path.read_bytes()
+            try:
+                if b"\0" in data:
+                    raise UnicodeError("a NUL byte")
+                text = data.decode("utf-8")
+            except UnicodeError:
+                raise outputs.OutputError(
+                    f"{what} {os.fspath(spec)!r} is a {path.suffix} file but not a text list of "
+                    "video paths, one per line (it holds binary data or is not UTF-8). "
+                    f"Received: a file of {len(data)} bytes") from None
+            lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+            videos += [Path(ln) if Path(ln).is_absolute() else path.parent / ln
+                       for ln in lines]
+        else:
+            videos.append(path)
+    return videos, root
 
 
 def video_info(path: PathLike) -> Dict[str, float]:

@@ -42,7 +42,8 @@ from i3d_keras.data import parallel
 from i3d_keras.utils import downloads, outputs
 from i3d_keras.data import flow as flow_lib
 from i3d_keras.models.i3d import endpoint_model, logits_model
-from i3d_keras.data.video import VIDEO_EXTENSIONS, VideoDecodeError, read_video
+from i3d_keras.data.video import (  # noqa: F401 (find_videos: the tools' inputs)
+    VIDEO_EXTENSIONS, VideoDecodeError, find_videos, read_video)
 
 PathLike = Union[str, os.PathLike]
 
@@ -1293,30 +1294,3 @@ def _weights_fingerprint(models: Dict[str, keras.Model]) -> str:
         for weight in model.weights:
             digest.update(np.ascontiguousarray(keras.ops.convert_to_numpy(weight)).tobytes())
     return digest.hexdigest()[:16]
-
-
-def find_videos(inputs: Sequence[PathLike]) -> Tuple[List[Path], Optional[Path]]:
-    """Expands command-line inputs: video files, folders (searched
-    recursively for `video.VIDEO_EXTENSIONS`) and `.txt` lists of paths.
-
-    Returns:
-        `(videos, root)`: root is the folder when a single folder was given.
-        Paths that do not exist are kept (they fail later, item by item).
-    """
-    videos: List[Path] = []
-    root = None
-    for spec in inputs:
-        path = Path(spec)
-        if path.is_dir():
-            found = sorted(p for p in path.rglob("*")
-                           if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
-            videos += found
-            root = path if len(inputs) == 1 else None
-        elif path.suffix.lower() == ".txt" and path.is_file():
-            lines = [ln.strip() for ln in path.read_text(errors="replace").splitlines()
-                     if ln.strip()]
-            videos += [Path(ln) if Path(ln).is_absolute() else path.parent / ln
-                       for ln in lines]
-        else:
-            videos.append(path)
-    return videos, root

@@ -1,6 +1,7 @@
 """Tests for i3d_keras.data.video (OpenCV decoding, 25 fps, short side 256)."""
 
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -118,3 +119,23 @@ def test_file_names_that_are_not_utf8(tmp_path):
     assert video_info(name)["width"] == 48
     assert not [p for p in os.listdir(os.path.dirname(__import__("tempfile").mkdtemp()))
                 if p.startswith("i3d_keras-video-")]  # the links are gone
+
+
+def test_find_videos_lists_and_binary_files(tmp_path):
+    from i3d_keras.data.video import find_videos
+    from i3d_keras.utils.outputs import OutputError
+
+    (tmp_path / "v").mkdir()
+    _numbered_video(tmp_path / "v" / "a.mp4", 2, 25)
+    (tmp_path / "v" / "notes.md").write_text("not a video\n")
+    listing = tmp_path / "list.lst"
+    listing.write_text("v/a.mp4\n\n/abs/b.avi\n")
+    assert find_videos([tmp_path / "v"]) == ([tmp_path / "v" / "a.mp4"], tmp_path / "v")
+    assert find_videos([listing, "model.keras"]) == (
+        [tmp_path / "v" / "a.mp4", Path("/abs/b.avi"), Path("model.keras")], None)
+    # A binary file named .txt was read as 943,434 "videos" of garbage.
+    blob = tmp_path / "blob.txt"
+    blob.write_bytes(bytes(range(256)) * 4)
+    with pytest.raises(OutputError, match=r"--input '.*blob.txt' is a .txt file but not a "
+                                          r"text list .* Received: a file of 1024 bytes"):
+        find_videos([blob], what="--input")
