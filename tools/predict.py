@@ -51,6 +51,8 @@ broke in the middle), 2 a usage error (e.g. a missing model file), 130 Ctrl-C.
 """
 
 import datetime
+import math
+from pathlib import Path
 
 from i3d_keras.utils import console  # noqa: E402
 
@@ -73,10 +75,15 @@ _LABELS = flags.DEFINE_string("labels", None, "Class names, one per line (defaul
                               "Kinetics label map for Kinetics weights).")
 _TOP_K = flags.DEFINE_integer("top_k", 5, "Classes printed per video (and window).",
                               lower_bound=1)
+#: The longest clip one forward pass takes (100 s at 25 fps, 10x the paper's
+#: 250-frame protocol): longer ones would not fit in memory (24 GB at 100,000).
+MAX_CLIP_FRAMES = 2500
 _NUM_FRAMES = flags.DEFINE_integer("num_frames", None, "Classify only the centre clip of this "
-                                   "many frames (default: the whole video).", lower_bound=1)
+                                   "many frames (default: the whole video).", lower_bound=1,
+                                   upper_bound=MAX_CLIP_FRAMES)
 _WINDOW = flags.DEFINE_integer("window", None, "Frames per window: classify every window "
-                               "(default: the whole video).", lower_bound=1)
+                               "(default: the whole video).", lower_bound=1,
+                               upper_bound=MAX_CLIP_FRAMES)
 _STRIDE = flags.DEFINE_integer("stride", None, "Frames between window starts (default: "
                                "--window; larger leaves gaps).", lower_bound=1)
 _BATCH = flags.DEFINE_integer("batch_size", 1, "Windows per forward pass.", lower_bound=1)
@@ -94,21 +101,30 @@ _TIMELINE = flags.DEFINE_string("timeline", None, "Draw the top classes' probabi
 _ANNOTATE = flags.DEFINE_string("annotate", None, "Write the video with each window's top "
                                 "classes drawn on it to this file (.mp4 or .avi; one video "
                                 "file, with --window).")
+#: What --annotate writes (OpenCV's writers: mp4v, MJPG).
+ANNOTATE_EXTENSIONS = (".mp4", ".avi")
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace existing --json, --csv, "
                                "--timeline and --annotate files.")
 
 
 def _check_flags(argv, videos):
     """Every flag and output checked before a model loads or a video decodes."""
+    from i3d_keras.tasks import inference  # noqa: PLC0415 (TensorFlow)
+
     bad = [s for s in _STREAMS.value if s not in ("rgb", "flow")]
     if bad or not _STREAMS.value:
         console.fail(f"--streams must be rgb, flow or rgb,flow. Received: {_STREAMS.value}")
     weights = None
     if _WEIGHTS.value:
         try:
-            weights = dict(zip(("rgb", "flow"), (float(v) for v in _WEIGHTS.value)))
+            values = [float(v) for v in _WEIGHTS.value]
         except ValueError:
-            console.fail(f"--stream_weights must be two numbers. Received: {_WEIGHTS.value}")
+            values = []
+        if (len(values) != 2 or not all(math.isfinite(v) and v >= 0 for v in values)
+                or not any(values)):
+            console.fail("--stream_weights must be two numbers >= 0, not both 0 (rgb,flow). "
+                         f"Received: {','.join(_WEIGHTS.value)}")
+        weights = dict(zip(("rgb", "flow"), values))
     windowed = _WINDOW.value is not None or _SOURCE.value is not None
     if _STRIDE.value and not _WINDOW.value:
         console.fail(f"--stride needs --window. Received: stride={_STRIDE.value}")
@@ -120,6 +136,24 @@ def _check_flags(argv, videos):
             console.fail(f"--{flag} needs windows: pass --window (or --source)")
     if _ANNOTATE.value and (not _WINDOW.value or _SOURCE.value):
         console.fail("--annotate needs --window and a video file (not --source)")
+    if _ANNOTATE.value and Path(_ANNOTATE.value).suffix.lower() not in ANNOTATE_EXTENSIONS:
+        console.fail(f"--annotate writes a {' or '.join(ANNOTATE_EXTENSIONS)} video. "
+                     f"Received: {_ANNOTATE.value!r}")
+    # Models and class names are looked for before the precision is chosen
+    # (which may time both precisions on a new machine) and anything loads.
+    for flag in ("model", "flow_model"):
+        value = flags.FLAGS[flag].value
+        if value and value not in inference.KINETICS_KEYWORDS and not (
+                Path(value).exists() or Path(value + ".index").is_file()):
+            console.fail(f"--{flag}: expected a .keras file, a SavedModel folder, a LiteRT "
+                         f".tflite file, a DeepMind checkpoint or one of "
+                         f"{', '.join(inference.KINETICS_KEYWORDS)}. Received: {value!r} "
+                         "(no such file)")
+    if _LABELS.value:
+        try:
+            inference.read_class_names(_LABELS.value)
+        except (FileNotFoundError, ValueError) as error:
+            console.fail(f"--labels: {error}")
     if (_TIMELINE.value or _ANNOTATE.value) and len(videos) + bool(_SOURCE.value) != 1:
         console.fail(f"--timeline and --annotate draw one video. Received: "
                      f"{console.plural(len(videos) + bool(_SOURCE.value), 'video')}")

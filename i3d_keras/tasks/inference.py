@@ -93,18 +93,35 @@ def read_class_names(path: PathLike) -> List[str]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"Expected a class-names file. Received: labels='{path}' "
-                                "(no such file)")
-    text = path.read_text(encoding="utf-8", errors="replace")
+                                f"({'a folder' if path.is_dir() else 'no such file'})")
+    data = path.read_bytes()
+    try:
+        if b"\0" in data:
+            raise UnicodeError("a NUL byte")
+        text = data.decode("utf-8-sig")
+    except UnicodeError:
+        raise ValueError(f"Expected a text file of class names (UTF-8). Received: '{path}' "
+                         "holds binary data") from None
     if path.suffix.lower() == ".json":
-        data = json.loads(text)
-        names = data.get("classes") if isinstance(data, dict) else data
+        try:
+            value = json.loads(text)
+        except ValueError as error:
+            raise ValueError(f"Expected a JSON list of class names in '{path}'. Received: "
+                             f"invalid JSON ({error})") from None
+        names = value.get("classes") if isinstance(value, dict) else value
         if not isinstance(names, list):
             raise ValueError(f"Expected a JSON list of class names or a 'classes' key in "
                              f"'{path}'. Received: {type(names).__name__}")
-        return [str(n) for n in names]
-    names = [line.strip() for line in text.splitlines() if line.strip()]
+        names = [str(n) for n in names]
+    else:
+        names = [line.strip() for line in text.splitlines() if line.strip()]
     if not names:
         raise ValueError(f"Expected one class name per line. Received: '{path}' is empty")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        # Two classes of one name cannot be told apart in any result.
+        raise ValueError(f"Expected distinct class names in '{path}'. Received: "
+                         f"{', '.join(repr(n) for n in repeated[:5])} more than once")
     return names
 
 
@@ -906,8 +923,9 @@ def predict_windows(source, predictor, *, window: Optional[int] = None,
 
     * With `window`: the top-k classes of every window (the windows of
       `extract_features`: window i covers frames `[i * stride, i * stride +
-      window)`, a video shorter than a window gives one looped window, a
-      stride larger than the window leaves gaps), and for the whole video the
+      window)`, a video shorter than a window gives one looped window that
+      ends where the video does, a stride larger than the window leaves
+      gaps), and for the whole video the
       average of the windows' logits.
     * Without: the whole-video answer. Up to `WHOLE_VIDEO_FRAMES` frames it is
       the paper's protocol, one pass over the whole video; a longer video is
@@ -1002,10 +1020,13 @@ def predict_windows(source, predictor, *, window: Optional[int] = None,
                 if whole:
                     continue
                 probs = _softmax(row)
+                # A video shorter than the window is looped into it; the
+                # window covers the frames there are (all read by now).
+                end = min(start + window, max(stream.frames_read, start + 1))
                 entry = {"index": len(result["windows"]), "start_frame": start,
-                         "end_frame": start + window,
+                         "end_frame": end,
                          "start": start / stream.output_fps,
-                         "end": (start + window) / stream.output_fps,
+                         "end": end / stream.output_fps,
                          "top_k": _top(probs, k, predictor),
                          "probabilities": [float(p) for p in probs]}
                 result["windows"].append(entry)

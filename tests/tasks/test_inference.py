@@ -85,6 +85,25 @@ def test_class_names_files(tmp_path, shared_data, monkeypatch):
         inference.read_class_names(tmp_path / "nope.txt")
 
 
+def test_class_names_that_cannot_name_classes(tmp_path):
+    """Two classes of one name printed as two `a`s; a binary or a folder was
+    read as names or called missing."""
+    (tmp_path / "dup.txt").write_text("a\na\nb\n")
+    with pytest.raises(ValueError, match="Expected distinct class names .* Received: 'a' "
+                                         "more than once"):
+        inference.read_class_names(tmp_path / "dup.txt")
+    (tmp_path / "blob.txt").write_bytes(bytes(range(256)))
+    with pytest.raises(ValueError, match="holds binary data"):
+        inference.read_class_names(tmp_path / "blob.txt")
+    with pytest.raises(FileNotFoundError, match=r"\(a folder\)"):
+        inference.read_class_names(tmp_path)
+    (tmp_path / "bad.json").write_text("[1, 2")
+    with pytest.raises(ValueError, match="invalid JSON"):
+        inference.read_class_names(tmp_path / "bad.json")
+    (tmp_path / "bom.txt").write_bytes("\ufeffa\nb\n".encode("utf-8"))
+    assert inference.read_class_names(tmp_path / "bom.txt") == ["a", "b"]
+
+
 # ----------------------------------------------------------------------------
 # Predictors
 # ----------------------------------------------------------------------------
@@ -382,7 +401,10 @@ def test_predict_windows_times_and_logits(two_stream, tmp_path):
     assert [w["start_frame"] for w in gaps["windows"]] == [0, 20]
     short = inference.predict_windows(clip, two_stream, window=64, flow_method="dis",
                                       progress=False)
-    assert len(short["windows"]) == 1 and short["windows"][0]["end_frame"] == 64
+    # It is looped into the window, which ends where the video does (not at
+    # 64 frames: a 12-frame clip in a 100,000-frame window read "0:00-1:06:40").
+    assert len(short["windows"]) == 1 and short["windows"][0]["end_frame"] == 40
+    assert short["windows"][0]["end"] == pytest.approx(40 / 25)
 
 
 def test_whole_video_answer_is_one_pass_up_to_the_limit_then_averaged_chunks(

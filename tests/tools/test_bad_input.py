@@ -154,6 +154,32 @@ def test_predict_never_writes_its_json_over_an_input_or_an_existing_file(files, 
     assert json.loads(existing.read_text())[0]["ok"] is True
 
 
+def test_predict_checks_weights_outputs_models_and_labels_before_any_work(files, tmp_path):
+    """Each was accepted and failed late, or not at all: three stream weights
+    (the third dropped), `nan` (every class `nan%`), a GIF to annotate (a
+    1-frame GIF written), a missing model found after the precision was timed,
+    duplicate class names printed as two classes of one name."""
+    clip = files["clips"][0]
+    for value in ("1,2,3", "nan,1", "0,0", "-1,2"):
+        assert_usage_error(run_tool("predict", "--model", files["rgb"], "--stream_weights",
+                                    value, clip), "--stream_weights must be two numbers")
+    assert_usage_error(run_tool("predict", "--model", files["rgb"], "--window", "8",
+                                "--annotate", tmp_path / "a.gif", clip),
+                       "--annotate writes a .mp4 or .avi video")
+    env_cache = tmp_path / "cache"  # a new machine: `auto` would time both precisions first
+    run = subprocess.run([sys.executable, str(ROOT / "tools" / "predict.py"), "--model",
+                          str(tmp_path / "missing.keras"), str(clip)], capture_output=True,
+                         text=True, timeout=600, env=dict(os.environ, XDG_CACHE_HOME=str(
+                             env_cache), TF_CPP_MIN_LOG_LEVEL="2"))
+    assert_usage_error(run, "--model: expected a .keras file", "(no such file)")
+    assert not (env_cache / "i3d_keras").exists()  # nothing timed
+    duplicates = tmp_path / "dup.txt"
+    duplicates.write_text("a\na\nb\n")
+    assert_usage_error(run_tool("predict", "--model", files["rgb"], "--labels", duplicates,
+                                clip), "--labels: Expected distinct class names")
+    assert not [p for p in tmp_path.iterdir() if p.name not in ("dup.txt", "cache")]
+
+
 def test_fvd_never_replaces_its_inputs_or_outputs(tmp_path):
     rng = np.random.default_rng(0)
     real = tmp_path / "real.npz"
