@@ -14,6 +14,7 @@ Usage:
   python tools/serving_client.py --dry_run request.json clip.mp4
 """
 
+import re
 
 from i3d_keras.utils import console  # noqa: E402
 
@@ -34,6 +35,25 @@ _FRAMES = flags.DEFINE_integer("max_frames", 250, "Send at most this many frames
                                lower_bound=1)
 _DRY_RUN = flags.DEFINE_string("dry_run", None, "Write the REST JSON request here; send nothing.")
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace an existing --dry_run file.")
+#: Flags of sending, which a --dry_run (a REST body written to a file) does not use.
+_SENDING = ("protocol", "host", "port", "model_name")
+
+flags.register_validator(
+    "host", lambda host: bool(re.fullmatch(r"[A-Za-z0-9._\-]+|\[[0-9A-Fa-f:.]+\]", host)),
+    message="expected a host name or address (letters, digits, '.', '-'; an IPv6 address "
+            "in [ ]), without a scheme, port or path: give the port with --port")
+
+
+def _answer_error(error):
+    """`(message, exit code)` for an exception while sending."""
+    code = getattr(error, "code", None)
+    status = code() if callable(code) else None  # a grpc.RpcError
+    details = error.details() if callable(getattr(error, "details", None)) else str(error)
+    where = f"{_HOST.value}:{_PORT.value or (8500 if _PROTOCOL.value == 'grpc' else 8501)}"
+    if isinstance(error, OSError) or getattr(status, "name", "") in ("UNAVAILABLE",
+                                                                     "DEADLINE_EXCEEDED"):
+        return f"could not reach TF Serving at {where}: {details}"
+    return f"TF Serving at {where} answered: {details}"
 
 
 def main(argv):
@@ -42,6 +62,11 @@ def main(argv):
         console.fail("give exactly one video file. Received: "
                      f"{console.plural(len(videos), 'argument')}")
     outputs.check_input_path(videos[0], kind="file", what="the video")
+    sending = [f"--{name}" for name in _SENDING if flags.FLAGS[name].present]
+    if _DRY_RUN.value and sending:
+        console.fail(f"--dry_run writes the REST request to a file and sends nothing, so "
+                     f"{', '.join(sending)} would be ignored. Received: --dry_run "
+                     f"{_DRY_RUN.value!r} with {', '.join(sending)}")
     if _DRY_RUN.value:
         outputs.check_output_file(_DRY_RUN.value, flag="dry_run", inputs=videos,
                                   overwrite=_OVERWRITE.value)
@@ -67,11 +92,8 @@ def main(argv):
         else:
             answer = serving.send_grpc(serving.grpc_request(inputs, _NAME.value), _HOST.value,
                                        _PORT.value or serving.GRPC_PORT)
-    except OSError as error:
-        console.fail(f"could not reach TF Serving at {_HOST.value}: {error}",
-                     console.EXIT_FAILED)
-    except Exception as error:  # grpc.RpcError and HTTP errors carry the server's message
-        console.fail(f"TF Serving answered: {error}", console.EXIT_FAILED)
+    except Exception as error:  # noqa: BLE001 (grpc.RpcError, HTTP errors: the server's message)
+        console.fail(_answer_error(error), console.EXIT_FAILED)
     names = answer["top_k_names"][0]
     probs = answer["top_k_probabilities"][0]
     for name, prob in zip(names, probs):

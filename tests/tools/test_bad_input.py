@@ -363,6 +363,22 @@ def test_describe_a_saved_model_never_ignores_a_flag(files):
     assert run.stdout.startswith("tiny_flow: input [(16, 32, 32, 2)]"), run.stdout[:300]
 
 
+def test_serving_client_flags_that_cannot_apply_and_an_absent_server(files, tmp_path):
+    clip = files["clips"][0]
+    assert_usage_error(run_tool("serving_client", "--dry_run", tmp_path / "r.json",
+                                "--protocol", "grpc", clip),
+                       "--dry_run writes the REST request", "--protocol would be ignored")
+    assert_usage_error(run_tool("serving_client", "--host", "bad host/", clip),
+                       "--host=bad host/: expected a host name")
+    for protocol in ("rest", "grpc"):  # nothing listens on port 1: not "TF Serving answered"
+        run = run_tool("serving_client", "--protocol", protocol, "--port", "1",
+                       "--max_frames", "4", clip)
+        assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr[-2000:]
+        assert run.stderr.strip().splitlines()[-1].startswith(
+            "serving_client: error: could not reach TF Serving at localhost:1: "), run.stderr
+    assert not list(tmp_path.iterdir())
+
+
 def test_a_flag_that_needs_another_and_unexpected_arguments(files, tmp_path):
     assert_usage_error(run_tool("extract_features", "--model", files["rgb"], "--stride", "4",
                                 "--output_dir", tmp_path / "f", files["clips"][0]),
