@@ -17,7 +17,7 @@ for 3d_fused only), with which
 point, compare the per-frame 2D model with I3D (second usage line).
 
 Usage:
-  python tools/compare.py --output_dir runs/compare          # all 7, defaults
+  python tools/compare.py                                    # all 7, into runs/compare
   python tools/compare.py --output_dir /tmp/cmp --arch convnet_pooling,i3d  # ~15 min
   python tools/compare.py --output_dir /tmp/cost --notrain   # costs only
   python tools/compare.py --output_dir /tmp/cmp --frames 16 --epochs 8
@@ -37,7 +37,7 @@ _DEFAULT_ARCHS = ("convnet_pooling,convnet_lstm,c3d,two_stream_2d,3d_fused,i3d,t
 
 _PRECISION = flags.DEFINE_enum("mixed_precision", "auto", list(precision.PRECISIONS),
                                precision.FLAG_HELP)
-_OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where the table and chart go.", required=True)
+_OUTPUT_DIR = flags.DEFINE_string("output_dir", "runs/compare", "Where the table and chart go.")
 _ARCH = flags.DEFINE_list("arch", _DEFAULT_ARCHS, "Architectures to compare.")
 _NUM_TRAIN = flags.DEFINE_integer("num_train", 1000, "Training clips (motion dataset).",
                                   lower_bound=1)
@@ -56,7 +56,8 @@ _LEARNING_RATE = flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate."
 _BN_MOMENTUM = flags.DEFINE_float("batch_norm_momentum", 0.9, "BatchNorm momentum (all models).",
                                   lower_bound=0.0, upper_bound=1.0)
 _STREAM = flags.DEFINE_enum("stream", "rgb", ["rgb", "flow"], "Stream of one-stream models.")
-_WEIGHTS = flags.DEFINE_string("weights", None, "None (scratch) or 'imagenet' backbones.")
+_WEIGHTS = flags.DEFINE_enum("weights", None, ["imagenet"], "Backbones from ImageNet "
+                             "(default: from scratch).")
 _SEED = flags.DEFINE_integer("seed", 0, "Data and initialisation seed.")
 _TRAIN = flags.DEFINE_bool("train", True, "Train and evaluate (else costs only).")
 _XLA = flags.DEFINE_bool("xla", None, "Compile with XLA (default: with a GPU; on a CPU for "
@@ -73,6 +74,10 @@ def main(argv):
     if unknown or not _ARCH.value:
         console.fail(f"--arch must name architectures among {sorted(baselines.ARCHITECTURES)}. "
                      f"Received: {_ARCH.value}")
+    repeated = sorted({a for a in _ARCH.value if _ARCH.value.count(a) > 1})
+    if repeated:  # it trained and reported the same architecture twice
+        console.fail(f"--arch must name each architecture once. Received: {', '.join(repeated)} "
+                     "more than once")
     outputs.check_output_dir(_OUTPUT_DIR.value)
     for path in comparison.report_paths(_OUTPUT_DIR.value).values():
         outputs.check_output_file(path, flag="output_dir", overwrite=_OVERWRITE.value,

@@ -50,7 +50,7 @@ def find_videos(spec: str):
     outputs.check_input_path(spec, flag="input", kind="any")
     videos, root = find_videos([spec], what="--input")
     if not videos:
-        console.fail(f"--input {spec!r} names no videos" + (
+        console.fail(f"no videos found in --input {spec!r}" + (
             f" (looked for {', '.join(VIDEO_EXTENSIONS)})" if Path(spec).is_dir() else ""))
     return videos, root
 

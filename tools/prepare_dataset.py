@@ -38,6 +38,8 @@ Usage:
       --beam -- --runner=DirectRunner
 """
 
+from pathlib import Path
+
 from i3d_keras.utils import console  # noqa: E402
 
 console.setup()  # before TensorFlow and OpenCV load: quiet unless --verbose
@@ -88,6 +90,35 @@ _BEAM = flags.DEFINE_bool("beam", False, "Run as an Apache Beam pipeline; argume
                           "`--` go to Beam (e.g. --runner=DirectRunner).")
 
 
+#: The layouts each layout-specific flag applies to: given with another
+#: layout, it would be ignored (a usage error instead).
+_APPLIES = {
+    "root": ("ucf101", "hmdb51", "kinetics", "folder", "csv"),
+    "csv": ("kinetics", "csv"),
+    "splits_dir": ("ucf101", "hmdb51"),
+    "split": ("ucf101", "hmdb51"),
+    **{name: ("motion",) for name in ("num_train", "num_val", "frames", "image_size", "seed")},
+    **{name: ("ucf101", "hmdb51", "kinetics", "folder", "csv")
+       for name in ("fps", "short_side", "jpeg_quality", "flow_format", "videos_per_shard",
+                    "workers", "max_frames", "beam")},
+}
+
+
+def _check_layout_flags():
+    ignored = [f"--{name}" for name, layouts in _APPLIES.items()
+               if flags.FLAGS[name].present and _LAYOUT.value not in layouts]
+    if ignored:
+        console.fail(f"{', '.join(ignored)} {'does' if len(ignored) == 1 else 'do'} not apply "
+                     f"to --layout {_LAYOUT.value} (see --help). Received: "
+                     f"--layout {_LAYOUT.value} with {', '.join(ignored)}")
+    if _ROOT.value and _OUTPUT.value and _LAYOUT.value != "motion":
+        root, out = (Path(p).expanduser().resolve() for p in (_ROOT.value, _OUTPUT.value))
+        if out == root or root in out.parents:
+            # The shards would land among the videos (and be listed as a class folder).
+            console.fail(f"--output_dir must be outside the videos' --root. Received: "
+                         f"--output_dir {_OUTPUT.value!r} in --root {_ROOT.value!r}")
+
+
 def _motion(argv):
     """--layout motion: the built-in dataset with the training recipe."""
     if len(argv) > 1:
@@ -131,6 +162,7 @@ def _motion(argv):
 def main(argv):
     if not _LAYOUT.value or not _OUTPUT.value:
         console.fail("--layout and --output_dir are required (see --help)")
+    _check_layout_flags()
     outputs.check_output_dir(_OUTPUT.value, inputs=[_CSV.value])
     for flag, value, kind in (("root", _ROOT.value, "folder"), ("csv", _CSV.value, "file"),
                               ("splits_dir", _SPLITS_DIR.value, "folder")):

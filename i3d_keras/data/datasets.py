@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import json
 import os
 import random
@@ -49,6 +50,18 @@ _SPLIT_FOLDERS = ("train", "training", "val", "validation", "valid", "test", "te
 
 class DatasetLayoutError(ValueError):
     """The dataset on disk does not match the expected layout."""
+
+
+def _read_text(path: Path, what: str) -> str:
+    """A listing file's text; `DatasetLayoutError` naming it when it is not text."""
+    data = Path(path).read_bytes()
+    try:
+        if b"\0" in data:
+            raise UnicodeError("a NUL byte")
+        return data.decode("utf-8-sig")
+    except UnicodeError:
+        raise DatasetLayoutError(f"Expected the {what} '{path}' to be UTF-8 text. Received: "
+                                 f"binary data ({len(data)} bytes)") from None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -164,15 +177,17 @@ def ucf101(root: PathLike, splits_dir: Optional[PathLike] = None, split: int = 1
     test_file = _require_file(sdir / f"testlist0{split}.txt", "UCF101 test split file")
     class_file = sdir / "classInd.txt"
     if class_file.is_file():
-        classes = [line.split()[1] for line in class_file.read_text().splitlines()
+        classes = [line.split()[1] for line in _read_text(class_file, "UCF101 class "
+                                                          "file").splitlines()
                    if line.strip()]
     else:  # classInd.txt's order is the case-insensitive alphabetical one
-        classes = sorted({line.split("/")[0] for line in train_file.read_text().splitlines()
+        classes = sorted({line.split("/")[0] for line in
+                          _read_text(train_file, "UCF101 train split file").splitlines()
                           if line.strip()}, key=str.lower)
     index = {c.lower(): i for i, c in enumerate(classes)}
     entries = []
     for split_name, path in (("train", train_file), ("test", test_file)):
-        for n, line in enumerate(path.read_text().splitlines(), 1):
+        for n, line in enumerate(_read_text(path, "UCF101 split file").splitlines(), 1):
             if not line.strip():
                 continue
             rel = line.split()[0].replace("\\", "/")
@@ -213,7 +228,7 @@ def hmdb51(root: PathLike, splits_dir: Optional[PathLike] = None, split: int = 1
     entries = []
     for label, cls in enumerate(classes):
         path = sdir / f"{cls}{suffix}"
-        for n, line in enumerate(path.read_text().splitlines(), 1):
+        for n, line in enumerate(_read_text(path, "HMDB51 split file").splitlines(), 1):
             parts = line.split()
             if not parts:
                 continue
@@ -261,8 +276,7 @@ def kinetics(root: PathLike, csv_path: PathLike, classes: Optional[Sequence[str]
     """
     root = _require_dir(root, "Kinetics")
     csv_path = _require_file(Path(csv_path), "Kinetics CSV")
-    with open(csv_path, newline="") as f:
-        rows = list(csv.DictReader(f))
+    rows = list(csv.DictReader(io.StringIO(_read_text(csv_path, "Kinetics CSV"), newline="")))
     needed = {"youtube_id", "time_start", "time_end"}
     if not rows or not needed <= set(rows[0]):
         raise DatasetLayoutError(
@@ -341,8 +355,8 @@ def csv_manifest(csv_path: PathLike, root: Optional[PathLike] = None,
     """
     csv_path = _require_file(Path(csv_path), "CSV manifest")
     base = Path(root) if root is not None else csv_path.parent
-    with open(csv_path, newline="") as f:
-        rows = [r for r in csv.reader(f) if r and any(c.strip() for c in r)]
+    rows = [r for r in csv.reader(io.StringIO(_read_text(csv_path, "CSV manifest"), newline=""))
+            if r and any(c.strip() for c in r)]
     if rows and {"path", "label"} <= {c.strip().lower() for c in rows[0]}:
         header = [c.strip().lower() for c in rows[0]]
         rows = rows[1:]

@@ -303,6 +303,30 @@ def test_prepare_dataset_refuses_other_settings_and_a_file_as_folder(files, tmp_
     assert_usage_error(run_tool("prepare_dataset", *small), "holds the dataset 'motion'")
 
 
+def test_prepare_dataset_never_ignores_a_flag_or_writes_among_the_videos(files, tmp_path):
+    source = tmp_path / "videos"
+    write_clip(source / "walk" / "v.avi", frames=6)
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text("path,label\n")
+    before = snapshot(source)
+    assert_usage_error(run_tool("prepare_dataset", "--layout", "folder", "--root", source,
+                                "--csv", manifest, "--output_dir", tmp_path / "o"),
+                       "--csv does not apply to --layout folder")
+    assert_usage_error(run_tool("prepare_dataset", "--layout", "motion", "--fps", "10",
+                                "--output_dir", tmp_path / "o"),
+                       "--fps does not apply to --layout motion")
+    for inside in (source, source / "shards"):
+        assert_usage_error(run_tool("prepare_dataset", "--layout", "folder", "--root", source,
+                                    "--output_dir", inside),
+                           "--output_dir must be outside the videos' --root")
+    binary = tmp_path / "binary.csv"
+    binary.write_bytes(files["rgb"].read_bytes()[:500])
+    assert_usage_error(run_tool("prepare_dataset", "--layout", "csv", "--csv", binary,
+                                "--output_dir", tmp_path / "o"),
+                       "Expected the CSV manifest", "to be UTF-8 text")
+    assert snapshot(source) == before and not (tmp_path / "o").exists()
+
+
 def test_train_refuses_a_run_folder_of_other_settings(files, tmp_path):
     from i3d_keras.tasks import training
 
