@@ -40,11 +40,21 @@ console.setup()  # before TensorFlow and OpenCV load: quiet unless --verbose
 
 from absl import flags
 
-_FRAMES = flags.DEFINE_string("frames", "16,32,64,250", "Clip lengths for the forward pass.")
-_SIZE = flags.DEFINE_integer("image_size", 224, "Frame size.")
-_REPEATS = flags.DEFINE_integer("repeats", 3, "Timed runs per measurement (median).")
-_TRAIN_BATCH = flags.DEFINE_integer("train_batch", 2, "Training step batch size.")
-_TRAIN_FRAMES = flags.DEFINE_integer("train_frames", 16, "Training step clip length.")
+from i3d_keras.benchmarks import checks  # noqa: E402 (no TensorFlow)
+from i3d_keras.runtime.precision import PRECISIONS  # noqa: E402 (no TensorFlow)
+
+# The lists are parsed with the command line: a bad length is a usage error
+# before anything is timed.
+_FRAMES = flags.DEFINE(checks.IntListParser(1), "frames", "16,32,64,250",
+                       "Clip lengths for the forward pass.",
+                       serializer=flags.CsvListSerializer(","))
+_SIZE = flags.DEFINE_integer("image_size", 224, "Frame size.", lower_bound=1)
+_REPEATS = flags.DEFINE_integer("repeats", 3, "Timed runs per measurement (median).",
+                                lower_bound=1)
+_TRAIN_BATCH = flags.DEFINE_integer("train_batch", 2, "Training step batch size.",
+                                    lower_bound=1)
+_TRAIN_FRAMES = flags.DEFINE_integer("train_frames", 16, "Training step clip length.",
+                                     lower_bound=1)
 _SKIP_TRAIN = flags.DEFINE_bool("skip_train", False, "Skip the training step.")
 _XLA = flags.DEFINE_bool("xla", False, "Compile the forward and training functions with XLA.")
 _ONEDNN = flags.DEFINE_enum("onednn", "default", ["default", "on", "off", "both"],
@@ -66,54 +76,36 @@ _PRECISION = flags.DEFINE_enum("mixed_precision", "auto", ["auto", "float32", "f
                                                               "bfloat16"],
                                "Precision of the timed models (auto: the package's choice "
                                "here; PyTorch under torch.autocast(bfloat16) when bfloat16).")
-_PRECISIONS = flags.DEFINE_list(
-    "precisions", None, "Time the forward passes and the training step in each of these "
-    "precisions in one run (e.g. float32,bfloat16; same weights): the first replaces "
-    "--mixed_precision, the others get their time ratios to it.")
+_PRECISIONS = flags.DEFINE(
+    checks.NameListParser(PRECISIONS), "precisions", None, "Time the forward passes and the "
+    "training step in each of these precisions in one run (e.g. float32,bfloat16; same "
+    "weights): the first replaces --mixed_precision, the others get their time ratios to it.",
+    serializer=flags.CsvListSerializer(","))
 _OUTPUT = flags.DEFINE_string("output", None, "Write the JSON results here.")
 _PLOT = flags.DEFINE_string("plot", None, "Write a PNG of the timings here.")
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace existing --output and --plot "
                                "files.")
-_LITERT = flags.DEFINE_list("litert_frames", ["16", "64"], "Also time LiteRT files against TF "
-                            "at these clip lengths (0 or empty: skip).")
-_LITERT_QUANT = flags.DEFINE_list("litert_quantizations", ["float32", "float16", "int8"],
-                                  "The LiteRT files timed (float32, float16, dynamic_int8, "
-                                  "int8).")
+_LITERT = flags.DEFINE(checks.IntListParser(0, True), "litert_frames", "16,64",
+                       "Also time LiteRT files against TF at these clip lengths (0 or empty: "
+                       "skip).", serializer=flags.CsvListSerializer(","))
+# exporters.TFLITE_QUANTIZATIONS (not imported here: it loads TensorFlow).
+_LITERT_CHOICES = ("float32", "float16", "dynamic_int8", "int8")
+_LITERT_QUANT = flags.DEFINE(checks.NameListParser(_LITERT_CHOICES), "litert_quantizations",
+                             "float32,float16,int8", "The LiteRT files timed (float32, "
+                             "float16, dynamic_int8, int8).",
+                             serializer=flags.CsvListSerializer(","))
 
 
 def _child_args(setting):
     args = [sys.executable, os.path.abspath(__file__), "--onednn", setting]
     for name in ("frames", "image_size", "repeats", "train_batch", "train_frames",
-                 "implementation", "mixed_precision"):
-        args.append(f"--{name}={flags.FLAGS[name].value}")
-    for name in ("litert_frames", "litert_quantizations"):  # list flags
-        args.append(f"--{name}={','.join(flags.FLAGS[name].value)}")
+                 "implementation", "mixed_precision", "litert_frames", "litert_quantizations"):
+        args.append(flags.FLAGS[name].serialize())  # lists as 16,64
     args += ["--skip_train"] if _SKIP_TRAIN.value else []
     args += ["--xla"] if _XLA.value else []
     args += [f"--compare_with={_COMPARE_WITH.value}"] if _COMPARE_WITH.value else []
-    args += [f"--precisions={','.join(_PRECISIONS.value)}"] if _PRECISIONS.value else []
+    args += [_PRECISIONS.serialize()] if _PRECISIONS.value else []
     return args
-
-
-# exporters.TFLITE_QUANTIZATIONS (not imported here: it loads TensorFlow).
-_LITERT_CHOICES = ("float32", "float16", "dynamic_int8", "int8")
-
-
-def _litert_flags():
-    """`([frames, ...], [quantization, ...])` of the LiteRT flags; a usage
-    error for a length that is no whole number or an unknown quantisation."""
-    try:
-        frames = [int(f) for f in _LITERT.value if f.strip()]
-    except ValueError:
-        frames = [-1]
-    if any(f < 0 for f in frames):
-        console.fail("--litert_frames takes clip lengths (0: skip). "
-                     f"Received: --litert_frames={','.join(_LITERT.value)}")
-    quantizations = [q.strip() for q in _LITERT_QUANT.value if q.strip()]
-    if not quantizations or set(quantizations) - set(_LITERT_CHOICES):
-        console.fail(f"--litert_quantizations takes {', '.join(_LITERT_CHOICES)}. "
-                     f"Received: --litert_quantizations={','.join(_LITERT_QUANT.value)}")
-    return [f for f in frames if f], quantizations
 
 
 def main(argv):
@@ -123,13 +115,8 @@ def main(argv):
     if _ONEDNN.value == "both" and (pytorch_python or _PLOT.value):
         console.fail("--pytorch and --plot need one oneDNN setting (on, off or default). "
                  "Received: --onednn both")
-    from i3d_keras.runtime.precision import PRECISIONS  # noqa: PLC0415 (no TensorFlow)
-
-    precisions = [p.strip() for p in _PRECISIONS.value or []]
-    if _PRECISIONS.value is not None and (not precisions or set(precisions) - set(PRECISIONS)):
-        console.fail(f"--precisions takes {', '.join(PRECISIONS)}. "
-                     f"Received: --precisions={','.join(_PRECISIONS.value)}")
-    litert_frames, litert_quantizations = _litert_flags()
+    precisions = _PRECISIONS.value or []
+    litert_frames = [f for f in _LITERT.value if f]  # 0: skip
     for flag, path in (("output", _OUTPUT.value), ("plot", _PLOT.value)):
         if path:
             outputs.check_output_file(path, flag=flag, overwrite=_OVERWRITE.value)
@@ -175,15 +162,14 @@ def main(argv):
         console.fail(f"--precisions must name different precisions. Received: "
                      f"--precisions={','.join(precisions)} ({', '.join(policies)})")
 
-    frames = [int(f) for f in _FRAMES.value.split(",") if f]
     try:
         results = speed.run_benchmarks(
-            frames=frames, image_size=_SIZE.value, repeats=_REPEATS.value,
+            frames=_FRAMES.value, image_size=_SIZE.value, repeats=_REPEATS.value,
             train_batch=None if _SKIP_TRAIN.value else _TRAIN_BATCH.value,
             train_frames=_TRAIN_FRAMES.value, xla=_XLA.value, litert_frames=litert_frames,
             implementation=_IMPLEMENTATION.value, compare_with=_COMPARE_WITH.value,
             pytorch_python=pytorch_python, mixed_precision=_PRECISION.value,
-            precisions=precisions or None, litert_quantizations=litert_quantizations)
+            precisions=precisions or None, litert_quantizations=_LITERT_QUANT.value)
     except speed.PyTorchError as error:  # --pytorch without torch: no traceback
         console.fail(f"{error}")
     results["onednn"] = _ONEDNN.value

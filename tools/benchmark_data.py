@@ -28,6 +28,7 @@ console.setup()  # before TensorFlow and OpenCV load: quiet unless --verbose
 
 from absl import flags  # noqa: E402
 
+from i3d_keras.benchmarks import checks  # noqa: E402 (no TensorFlow)
 from i3d_keras.utils import outputs  # noqa: E402
 
 _SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "videos"
@@ -45,6 +46,11 @@ _JSON = flags.DEFINE_string("json", None, "Also write the results to this JSON f
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace an existing --json file.")
 
 
+def _flow_frames():
+    """The frames the flow timings read: one more than the pairs timed."""
+    return max(_PAIRS.value, _TVL1_PAIRS.value) + 1
+
+
 def bench_flow(video):
     import cv2
 
@@ -52,7 +58,7 @@ def bench_flow(video):
     from i3d_keras.data.video import read_video
 
     cv2.setNumThreads(1)
-    frames = read_video(video, max_frames=max(_PAIRS.value, _TVL1_PAIRS.value) + 1)
+    frames = read_video(video, max_frames=_flow_frames())
     gray = [_gray(f) for f in frames]
     print(f"flow on {frames.shape[2]}x{frames.shape[1]} frames of {Path(video).name}, "
           "1 OpenCV thread:")
@@ -122,15 +128,26 @@ def bench_pipeline(videos):
 
 
 def main(argv):
-    del argv
-    for v in (_VIDEO.value, _SECOND.value):
-        if not Path(v).is_file():
-            console.fail(f"no video at {v!r} (pass --video and --video2)")
+    del argv  # console.run refuses arguments besides the flags
+    for flag, video in (("video", _VIDEO.value), ("video2", _SECOND.value)):
+        outputs.check_input_path(video, flag=flag, kind="file")
     if _JSON.value:
         outputs.check_output_file(_JSON.value, flag="json", overwrite=_OVERWRITE.value,
                                   inputs=[_VIDEO.value, _SECOND.value])
-    result = {"flow": bench_flow(_VIDEO.value), "motion_dataset": bench_motion(),
-              "pipeline": bench_pipeline([_VIDEO.value, _SECOND.value])}
+    # Decoded before any timing: a corrupt or too short video is a usage error
+    # now, not a traceback after the flow timings.
+    pairs = max(_PAIRS.value, _TVL1_PAIRS.value)
+    checks.check_video(_VIDEO.value, flag="video", min_frames=_flow_frames(),
+                       why=f"{pairs} frame pairs: --pairs {_PAIRS.value}, --tvl1_pairs "
+                           f"{_TVL1_PAIRS.value}")
+    checks.check_video(_SECOND.value, flag="video2")
+    from i3d_keras.data.video import VideoDecodeError  # noqa: PLC0415 (OpenCV: after setup)
+
+    try:
+        result = {"flow": bench_flow(_VIDEO.value), "motion_dataset": bench_motion(),
+                  "pipeline": bench_pipeline([_VIDEO.value, _SECOND.value])}
+    except VideoDecodeError as error:  # damaged past the frames checked above
+        console.fail(f"the videos must decode. Received: {error.path!r} ({error.reason})")
     if _JSON.value:
         from i3d_keras.benchmarks import results  # noqa: PLC0415
 

@@ -32,16 +32,24 @@ console.setup()  # before TensorFlow and OpenCV load: quiet unless --verbose
 
 from absl import flags  # noqa: E402
 
+from i3d_keras.benchmarks import checks  # noqa: E402 (no TensorFlow)
 from i3d_keras.utils import outputs  # noqa: E402
 
-_SECONDS = flags.DEFINE_list("seconds", ["30", "600"], "Video lengths in seconds.")
-_STREAMS = flags.DEFINE_list("streams", ["rgb", "rgb+flow"], "rgb and/or rgb+flow (DIS flow).")
+# The lists are parsed with the command line: an empty or bad one is a usage
+# error, not a run that measures nothing.
+_SECONDS = flags.DEFINE(checks.IntListParser(1), "seconds", "30,600",
+                        "Video lengths in seconds.", serializer=flags.CsvListSerializer(","))
+_STREAMS = flags.DEFINE(checks.NameListParser(("rgb", "rgb+flow")), "streams", "rgb,rgb+flow",
+                        "rgb and/or rgb+flow (DIS flow).",
+                        serializer=flags.CsvListSerializer(","))
 _WINDOW = flags.DEFINE_integer("window", 64, "Frames per window.", lower_bound=1)
 _BATCH = flags.DEFINE_integer("batch_size", 4, "Windows per forward pass.", lower_bound=1)
 _IMAGE_SIZE = flags.DEFINE_integer("image_size", 224, "The models' crop size (smaller for a "
                                    "quick check of memory on very long videos).",
                                    lower_bound=32)
-_TOOLS = flags.DEFINE_list("tools", ["extract_features", "predict"], "Tools to run.")
+_TOOLS = flags.DEFINE(checks.NameListParser(("extract_features", "predict")), "tools",
+                      "extract_features,predict", "Tools to run: extract_features and/or "
+                      "predict.", serializer=flags.CsvListSerializer(","))
 _PRECISION = flags.DEFINE_enum("mixed_precision", "auto", ["auto", "float32", "float16",
                                                           "bfloat16"], "Passed to the tools.")
 _JSON = flags.DEFINE_string("json", None, "Also write the results to this JSON file.")
@@ -83,17 +91,6 @@ def run_child(command):
 def main(argv):
     if len(argv) > 1:
         console.fail(f"unexpected arguments {argv[1:]}")
-    try:
-        lengths = [int(s) for s in _SECONDS.value]
-    except ValueError:
-        console.fail(f"--seconds must be whole numbers. Received: {_SECONDS.value}")
-    if not lengths or min(lengths) < 1:
-        console.fail(f"--seconds must be >= 1. Received: {_SECONDS.value}")
-    bad = [s for s in _STREAMS.value if s not in ("rgb", "rgb+flow")] + \
-        [t for t in _TOOLS.value if t not in ("extract_features", "predict")]
-    if bad:
-        console.fail(f"--streams takes rgb, rgb+flow and --tools extract_features, predict. "
-                     f"Received: {bad}")
     if _JSON.value:
         outputs.check_output_file(_JSON.value, flag="json", overwrite=_OVERWRITE.value)
     import i3d_keras  # noqa: PLC0415
@@ -115,7 +112,7 @@ def main(argv):
             models[stream] = tmp / f"{stream}.keras"
             i3d_keras.InceptionI3D(10, stream, frames=None, image_size=_IMAGE_SIZE.value,
                                    name=f"bench_{stream}").save(models[stream])
-        for seconds in lengths:
+        for seconds in _SECONDS.value:
             console.info(f"benchmark_streaming: writing a {seconds} s test video")
             clip = write_test_video(tmp / f"test_{seconds}s.avi", seconds)
             for tool in _TOOLS.value:

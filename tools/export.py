@@ -4,7 +4,9 @@ Reference: Carreira & Zisserman, "Quo Vadis, Action Recognition?", CVPR 2017
 (two-stream fusion: the streams' logits are added before the softmax).
 
 SavedModels go to saved_models/<name>/<version>/, the layout TF Serving watches;
-an existing version is never overwritten unless --overwrite is given.
+an existing version is never overwritten unless --overwrite is given. A flag
+of the other format (--quantization, --output, --frames ... with a SavedModel,
+--version or --top_k with a LiteRT file) is a usage error, not ignored.
 
 Usage:
   # Two-stream fusion of trained streams, with the class names of the run:
@@ -46,7 +48,7 @@ _LABELS = flags.DEFINE_string("labels", None, "Class names, one per line.")
 _NAME = flags.DEFINE_string("name", "i3d", "Model name (folder under --base_dir).")
 _BASE = flags.DEFINE_string("base_dir", "saved_models", "SavedModel base folder.")
 _VERSION = flags.DEFINE_integer("version", None, "Version (default: the next free one).",
-                                 lower_bound=0)
+                                 lower_bound=1)
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace an existing version (or LiteRT "
                                "--output file).")
 _TOP_K = flags.DEFINE_integer("top_k", 5, "Top classes returned by the signatures.",
@@ -79,9 +81,54 @@ _GRAPH = flags.DEFINE_enum("graph", "4d", ["4d", "keras"], "LiteRT graph: 4d (ti
 _OUTPUT = flags.DEFINE_string("output", None, "LiteRT output file (default saved_models/NAME.tflite).")
 _VERIFY = flags.DEFINE_bool("verify", True, "LiteRT: compare against Keras on a random clip.")
 
+#: Flags only --format tflite reads, and those of them only --quantization int8 reads.
+_TFLITE_ONLY = ("quantization", "output", "frames", "graph", "verify", "int8_io",
+                "calibration_data", "calibration_clips", "flow_method")
+_INT8_ONLY = ("int8_io", "calibration_data", "calibration_clips", "flow_method")
+#: Flags only --format saved_model reads (--base_dir and --name also name the
+#: default LiteRT --output).
+_SAVED_MODEL_ONLY = ("version", "top_k")
+
+
+def _one_folder_name(name):
+    """--name is one folder under --base_dir: not empty, no separator, not . or .."""
+    if not name or name in (".", "..") or set(name) & {"/", os.sep, os.altsep or "/"}:
+        raise flags.ValidationError(
+            "expected one folder name under --base_dir (not empty, no '/', not '.' or '..'). "
+            f"Received: {name!r}")
+    return True
+
+
+flags.register_validator("name", _one_folder_name)
+
+
+def _refuse_unused(names, applies_to, received_with):
+    """A usage error naming those of `names` given on the command line: the
+    export would ignore them (e.g. --quantization with a SavedModel)."""
+    given = [name for name in names if flags.FLAGS[name].present
+             # The default quantization says what a SavedModel is anyway.
+             and not (name == "quantization" and _QUANT.value == _QUANT.default)]
+    if given:
+        named = [f"--{name}" for name in given]
+        listed = f"{', '.join(named[:-1])} and {named[-1]}" if len(named) > 1 else named[0]
+        console.fail(f"{listed} {'is' if len(given) == 1 else 'are'} for {applies_to} only. "
+                     f"Received: {' '.join(flags.FLAGS[name].serialize() for name in given)} "
+                     f"with {received_with}")
+
 
 def _check_flags():
-    """Every path checked before a model loads; returns the LiteRT output path."""
+    """Every flag and path checked before a model loads; returns the LiteRT
+    output path."""
+    if _FORMAT.value == "tflite":
+        _refuse_unused(_SAVED_MODEL_ONLY, "--format saved_model", "--format tflite")
+        if _OUTPUT.value:  # they would only name the default --output
+            _refuse_unused(("base_dir", "name"), "--format saved_model and the default LiteRT "
+                           "--output (BASE_DIR/NAME.tflite)", f"--output={_OUTPUT.value}")
+        if _QUANT.value != "int8":
+            _refuse_unused(_INT8_ONLY, "--quantization int8", f"--quantization {_QUANT.value}")
+    else:
+        default = "" if flags.FLAGS["format"].present else " (the default)"
+        _refuse_unused(_TFLITE_ONLY, "--format tflite", f"--format saved_model{default}")
     models = [(flag, value) for flag, value in
               (("model", _MODEL.value), ("rgb_model", _RGB.value), ("flow_model", _FLOW.value))
               if value]
@@ -105,22 +152,28 @@ def _check_flags():
         except calibration.CalibrationError as error:
             console.fail(f"--calibration_data: {error}")
     if _FORMAT.value != "tflite":
-        if _CALIBRATION.value:
-            console.fail("--calibration_data is for --format tflite --quantization int8. "
-                         f"Received: --format={_FORMAT.value}")
+        _check_version(inputs)
         return None
-    if (_QUANT.value == "int8") != bool(_CALIBRATION.value):
+    if _QUANT.value == "int8" and not _CALIBRATION.value:
         console.fail("--quantization int8 needs --calibration_data (a folder of videos or a "
-                     "prepared dataset), and "
-                     "--calibration_data is for --quantization int8 only. Received: "
-                     f"--quantization={_QUANT.value}, --calibration_data={_CALIBRATION.value}")
-    if _INT8_IO.value and _QUANT.value != "int8":
-        console.fail(f"--int8_io is for --quantization int8. Received: "
-                     f"--quantization={_QUANT.value}")
+                     "prepared dataset). Received: --quantization=int8 without it")
     output = _OUTPUT.value or os.path.join(_BASE.value, f"{_NAME.value}.tflite")
     outputs.check_output_file(output, flag="output", inputs=inputs, overwrite=_OVERWRITE.value,
                               create_parent=not _OUTPUT.value)
     return output
+
+
+def _check_version(inputs):
+    """--name is not a file, and an existing --version is replaced only with
+    --overwrite: checked here, before a model loads."""
+    model_dir = os.path.join(_BASE.value, _NAME.value)
+    outputs.check_output_dir(model_dir, flag="name", inputs=inputs)
+    if _VERSION.value is None:  # the next free version
+        return
+    target = os.path.join(model_dir, str(_VERSION.value))
+    if os.path.exists(target) and not _OVERWRITE.value:
+        raise outputs.OutputError(f"--version {_VERSION.value} of --name {_NAME.value!r} "
+                                  f"exists at {target!r}; pass --overwrite to replace it")
 
 
 def _load(flag, path, stream=None):

@@ -6,6 +6,9 @@
   as a script in a separate Python).
 - `diagnostics.py`: I3D's convolutions and poolings against float64, in
   crash-proof child processes (`tools/doctor.py`).
+- `checks.py`: the benchmark tools' flags of lists (`--frames 16,64`) parsed
+  and checked while absl reads them, and the videos they time decoded
+  before any timing.
 - `results.py`: the run record of a benchmark's result file (machine,
   versions, commit, date), which the documentation's Benchmarks page renders.
 """

@@ -199,7 +199,17 @@ def _signatures(module, streams):
 
 
 def version_dir(base_dir, name, version=None):
-    """`base_dir/name/version`; the next free integer version when None."""
+    """`base_dir/name/version`; the next free integer version when None.
+
+    Raises:
+        ExportError: `name` is not one folder name (empty, `.`, `..`, or with a
+            path separator: the model would land outside `base_dir/name`), or
+            `version` is below 1.
+    """
+    name = str(name)
+    if not name or name in (".", "..") or set(name) & {"/", os.sep, os.altsep or "/"}:
+        raise ExportError("Expected `name` to be one folder name (not empty, no '/', not '.' "
+                          f"or '..'). Received: name={name!r}")
     model_dir = Path(base_dir) / name
     if version is None:
         existing = [int(p.name) for p in model_dir.glob("*") if p.name.isdigit()]
@@ -258,9 +268,9 @@ def export_saved_model(
     target = version_dir(base_dir, name, version)
     if target.exists() and not overwrite:
         raise ExportError(
-            f"Version {target.name} of {name!r} already exists at {target}; refusing to "
-            "overwrite it (pass overwrite=True / --overwrite). Received: "
-            f"version={target.name}"
+            "Expected a version that does not exist, or overwrite=True to replace it; "
+            f"version {target.name} of {name!r} exists at {str(target)!r}. Received: "
+            f"version={target.name}, overwrite=False"
         )
     # The raw-frames signature crops to image_size: a model fixed to another
     # frame size is rebuilt for it (the same weights).

@@ -173,13 +173,15 @@ def test_benchmark_tool_with_two_precisions(tmp_path):
     assert data["precisions"]["mixed_bfloat16"]["train_step"]["time_ratio"] > 0
     bad = subprocess.run([sys.executable, str(tool), "--precisions", "float32,fp8"],
                          capture_output=True, text=True, timeout=300)
-    assert bad.returncode == 2 and "Received: --precisions=float32,fp8" in bad.stderr
+    assert bad.returncode == 2 and "flag --precisions=float32,fp8: " in bad.stderr
+    assert "Received: 'fp8'" in bad.stderr
 
 
 def test_benchmark_tool_litert_flags_are_checked_before_work():
     tool = Path(__file__).resolve().parents[2] / "tools" / "benchmark.py"
-    for flag, received in (("--litert_quantizations=float32,int4", "float32,int4"),
-                           ("--litert_frames=16,x", "16,x")):
+    for flag, received in (("--litert_quantizations=float32,int4", "int4"),
+                           ("--litert_frames=16,x", "x")):
         bad = subprocess.run([sys.executable, str(tool), flag], capture_output=True, text=True,
                              timeout=300)
-        assert bad.returncode == 2 and f"Received: {flag.split('=')[0]}={received}" in bad.stderr
+        assert bad.returncode == 2 and f"flag {flag}: " in bad.stderr, bad.stderr
+        assert f"Received: {received!r}" in bad.stderr, bad.stderr

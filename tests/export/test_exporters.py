@@ -100,13 +100,22 @@ def test_versions_are_never_overwritten(tmp_path):
     first = exporters.export_saved_model(model, tmp_path, "flow", image_size=SIZE)
     second = exporters.export_saved_model(model, tmp_path, "flow", image_size=SIZE)
     assert (first.name, second.name) == ("1", "2")
-    with pytest.raises(exporters.ExportError, match="refusing to overwrite"):
+    with pytest.raises(exporters.ExportError, match="or overwrite=True to replace it") as error:
         exporters.export_saved_model(model, tmp_path, "flow", version=1, image_size=SIZE)
+    assert "--overwrite" not in str(error.value)  # the API's words; the tool says its own
     exporters.export_saved_model(model, tmp_path, "flow", version=1, overwrite=True,
                                  image_size=SIZE)
     # No temporary folders are left behind.
     assert sorted(p.name for p in (tmp_path / "flow").iterdir()) == ["1", "2"]
     assert 'name: "flow"' in exporters.models_config([("flow", "/models/flow")])
+
+
+@pytest.mark.parametrize("name", ["../escaped", "", ".", "..", "a/b"])
+def test_a_model_name_is_one_folder_under_the_base_folder(tmp_path, name):
+    with pytest.raises(exporters.ExportError, match="Expected `name` to be one folder name"):
+        exporters.version_dir(tmp_path / "base", name)
+    assert exporters.version_dir(tmp_path, "i3d", 3) == tmp_path / "i3d" / "3"
+    assert not list(tmp_path.iterdir())
 
 
 @pytest.mark.parametrize("quantization,tolerance", [
@@ -194,8 +203,7 @@ def test_tflite_int8_calibrated_on_a_folder_of_videos_by_the_tool(tmp_path, trun
     output = tmp_path / "rgb_int8.tflite"
     run = subprocess.run([sys.executable, str(tool), "--format", "tflite", "--rgb_model",
                           str(keras_file), "--quantization", "int8", "--calibration_data",
-                          str(videos), "--calibration_clips", "3", "--output", str(output),
-                          "--base_dir", str(tmp_path / "sm")],
+                          str(videos), "--calibration_clips", "3", "--output", str(output)],
                          capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
     assert "XNNPACK partitions: 1, operators outside XNNPACK: none" in run.stdout
@@ -214,8 +222,8 @@ def test_tflite_int8_calibrated_on_a_folder_of_videos_by_the_tool(tmp_path, trun
             (["--calibration_data", str(tmp_path / "missing")], "no such folder")):
         bad = subprocess.run([sys.executable, str(tool), "--format", "tflite", "--rgb_model",
                               str(keras_file), "--quantization", "int8", "--output",
-                              str(tmp_path / "bad.tflite"), "--base_dir", str(tmp_path / "sm"),
-                              *flags], capture_output=True, text=True, timeout=300)
+                              str(tmp_path / "bad.tflite"), *flags],
+                             capture_output=True, text=True, timeout=300)
         assert bad.returncode == 2 and message in bad.stderr, bad.stderr[-2000:]
     assert not (tmp_path / "bad.tflite").exists()
 
