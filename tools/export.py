@@ -240,10 +240,11 @@ def main(argv):
             path = exporters.export_saved_model(
                 model, _BASE.value, _NAME.value, _VERSION.value, class_names=class_names,
                 top_k=_TOP_K.value, image_size=image_size, overwrite=_OVERWRITE.value)
-            config = os.path.join(_BASE.value, "models.config")
-            if not os.path.exists(config):
-                with outputs.atomic_open(config) as f:
-                    f.write(exporters.models_config([(_NAME.value, f"/models/{_NAME.value}")]))
+            config, _ = exporters.update_models_config(_BASE.value, _NAME.value)
+            if f'name: "{_NAME.value}"' not in config.read_text(encoding="utf-8",
+                                                                  errors="replace"):
+                console.info(f"export: {config} was edited by hand and does not list "
+                             f"{_NAME.value!r}; add it there to serve several models")
             channels = {tensor.shape[-1] for tensor in model.inputs}
             raw = " and ".join(name for c, name in ((3, "raw uint8 frames"), (2, "float flow"))
                                if c in channels)

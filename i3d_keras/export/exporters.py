@@ -19,6 +19,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import shutil
 import tempfile
 import warnings
@@ -273,12 +274,18 @@ def export_saved_model(
             f"version={target.name}, overwrite=False"
         )
     # The raw-frames signature crops to image_size: a model fixed to another
-    # frame size is rebuilt for it (the same weights).
-    model = _for_clips(model, model.inputs[0].shape[1], image_size, image_size)
+    # frame size is rebuilt for it (the same weights), and for clips of any
+    # length where it can take them (I3D: a clip fixed by training, 8 frames,
+    # made the 'preprocessed' signature refuse a whole video).
+    try:
+        model = _for_clips(model, None, image_size, image_size)
+    except ExportError:  # a head that needs its clip length (a flattened clip)
+        model = _for_clips(model, model.inputs[0].shape[1], image_size, image_size)
     module = _ServingModule(model, class_names, top_k, image_size)
     signatures = _signatures(module, module._streams)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    outputs.set_default_mode(tmp)  # mkdtemp's 0700: TF Serving's user could not read it
     try:
         tf.saved_model.save(module, str(tmp), signatures=signatures)
         (tmp / "assets.extra").mkdir(exist_ok=True)
@@ -299,6 +306,36 @@ def export_saved_model(
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def update_models_config(base_dir, name, serving_root="/models"):
+    """Adds `name` to `base_dir/models.config`, TF Serving's list of models.
+
+    The file lists every model folder under `base_dir` that holds a version
+    (`serving_root/<name>`, the path the Docker command of the export guide
+    mounts). A file this function did not write (edited by hand, or another
+    tool's) is left as it is.
+
+    Returns:
+        `(path, written)`: whether the file now lists the model because this
+        call wrote it (False: an edited file, left alone; or it listed it).
+    """
+    path = Path(base_dir) / "models.config"
+    names = sorted(p.name for p in Path(base_dir).iterdir()
+                   if p.is_dir() and not p.name.startswith(".")
+                   and any(v.name.isdigit() for v in p.iterdir()))
+    if name not in names:
+        names.append(name)
+    if path.exists():
+        text = path.read_text(encoding="utf-8", errors="replace")
+        listed = re.findall(r'name: "([^"]*)"', text)
+        if text != models_config([(n, f"{serving_root}/{n}") for n in listed]):
+            return path, False  # written by someone else: theirs to edit
+        if sorted(listed) == sorted(names):
+            return path, False
+    with outputs.atomic_open(path) as f:
+        f.write(models_config([(n, f"{serving_root}/{n}") for n in sorted(names)]))
+    return path, True
 
 
 def models_config(entries):
@@ -634,6 +671,7 @@ __all__ = [
     "litert_delegation",
     "litert_interpreter",
     "models_config",
+    "update_models_config",
     "run_litert",
     "serving_preprocess",
     "tflite_builtin_ops",

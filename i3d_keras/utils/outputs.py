@@ -195,6 +195,18 @@ def _umask() -> int:
     return mask
 
 
+def set_default_mode(path: PathLike) -> None:
+    """Gives a file or folder made by `tempfile` (private: 0600, 0700) the mode
+    `open` or `mkdir` would have given it (0666 or 0777 less the umask), so that
+    what a tool writes is readable as the user's other files are (TF Serving
+    often runs as another user)."""
+    base = 0o777 if os.path.isdir(path) else 0o666
+    try:
+        os.chmod(path, base & ~_umask())
+    except OSError:
+        pass
+
+
 @contextlib.contextmanager
 def atomic_path(path: PathLike) -> Iterator[Path]:
     """A temporary path beside `path` to write to; renamed over `path` when
@@ -400,4 +412,4 @@ def _show(value) -> str:
 
 __all__ = ["OutputError", "SettingsRecord", "atomic_open", "atomic_path", "check_input_path",
            "check_output_dir", "check_output_file", "common_root", "differences",
-           "same_file", "unique_outputs", "write_json"]
+           "same_file", "set_default_mode", "unique_outputs", "write_json"]

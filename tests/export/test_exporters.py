@@ -4,6 +4,8 @@ Requests against an exported model: tests/export/test_serving.py.
 """
 
 import json
+import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -108,6 +110,26 @@ def test_versions_are_never_overwritten(tmp_path):
     # No temporary folders are left behind.
     assert sorted(p.name for p in (tmp_path / "flow").iterdir()) == ["1", "2"]
     assert 'name: "flow"' in exporters.models_config([("flow", "/models/flow")])
+    # Readable by TF Serving's user as the user's other files are (was 0700, mkdtemp's).
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(os.stat(first).st_mode) == 0o777 & ~mask
+
+
+def test_models_config_lists_every_exported_model_and_keeps_an_edited_one(tmp_path):
+    """It listed only the first model exported: the guide's several models were not served."""
+    for name in ("i3d", "rgb"):
+        (tmp_path / name / "1").mkdir(parents=True)
+        path, written = exporters.update_models_config(tmp_path, name)
+        assert written
+    assert path.read_text() == exporters.models_config([("i3d", "/models/i3d"),
+                                                        ("rgb", "/models/rgb")])
+    assert exporters.update_models_config(tmp_path, "rgb") == (path, False)  # listed already
+    path.write_text(path.read_text().replace("/models/", "/srv/models/"))  # the user's own
+    edited = path.read_text()
+    (tmp_path / "flow" / "1").mkdir(parents=True)
+    assert exporters.update_models_config(tmp_path, "flow") == (path, False)
+    assert path.read_text() == edited
 
 
 @pytest.mark.parametrize("name", ["../escaped", "", ".", "..", "a/b"])
@@ -323,8 +345,14 @@ def test_a_model_fixed_to_one_clip_shape_exports_for_another(streams, tmp_path, 
     assert exporters.verify_tflite(model, path, clip)["max_abs_logit_diff"] <= 1e-4
     saved = exporters.export_saved_model(model, tmp_path / "sm", "i3d", image_size=48)
     signature = tf.saved_model.load(str(saved)).signatures["preprocessed"]
+    # Any clip length: a whole video classified at once, as by the Keras model.
     assert signature.structured_input_signature[1]["rgb"].shape.as_list() == [
-        None, FRAMES, 48, 48, 3]
+        None, None, 48, 48, 3]
+    for frames in (FRAMES, 3 * FRAMES):
+        long_clip = rng.uniform(-1, 1, (1, frames, 48, 48, 3)).astype("float32")
+        served = signature(rgb=tf.constant(long_clip))["logits"].numpy()
+        rebuilt = exporters._for_clips(model, frames, 48, 48)
+        np.testing.assert_allclose(served, rebuilt(long_clip), atol=1e-4)
 
 
 def test_tflite_two_input_model_with_plain_logits(tmp_path, capfd):
