@@ -28,7 +28,8 @@ Then both streams and their fusion on the validation clips (the runs' recipe):
 Killed in the middle, the same command resumes from the last finished epoch.
 Progress (a line per epoch; on a terminal also one per step, in place) goes to
 standard error, the run's summary (JSON) to standard output; --verbose shows the
-libraries' logs. Exit status: 0 trained (or already done), 2 a usage error.
+libraries' logs. Exit status: 0 trained (or already done), 1 a failed download of the
+--init weights (the message says how to go on offline), 2 a usage error.
 Outputs in --output_dir: best.keras, last.keras, history.csv, tensorboard/,
 training_curves.png, done.json.
 """
@@ -44,10 +45,10 @@ from absl import flags  # noqa: E402
 from i3d_keras.runtime import precision  # noqa: E402
 from i3d_keras.tasks import training  # noqa: E402
 
-_STREAM = flags.DEFINE_enum("stream", "rgb", ["rgb", "flow", "both"], "Input stream.")
-_ARCH = flags.DEFINE_string("arch", "i3d", "Architecture: i3d, or one of the comparison "
-                            "models (convnet_pooling, convnet_lstm, c3d, two_stream_2d, "
-                            "3d_fused, two_stream_i3d).")
+_STREAM = flags.DEFINE_enum("stream", "rgb", list(training.STREAMS), "Input stream (both: "
+                            "RGB and flow, for i3d the two-stream I3D trained as one model).")
+_ARCH = flags.DEFINE_enum("arch", "i3d", list(training.ARCHITECTURES), "Architecture: i3d, "
+                          "or one of the paper's comparison models.")
 _DATASET = flags.DEFINE_string("dataset", None, "Folder of prepared shards; default: the "
                                "built-in motion dataset.")
 _TRAIN_SPLIT = flags.DEFINE_string("train_split", "train", "Training split name.")
@@ -113,15 +114,19 @@ def main(argv):
         num_val=_NUM_VAL.value, overwrite=_OVERWRITE.value,
     )
     try:
-        training.check_run(config)  # before any work: settings and the run folder
+        # Before any work: settings and the run folder; the recipe's defaults filled in.
+        config = training.check_run(config)
     except training.TrainingError as error:
         console.fail(f"{error}")
-    console.info(f"train: the {config.stream} stream of {config.arch} on "
+    streams = "rgb and flow streams" if config.stream == "both" else f"{config.stream} stream"
+    console.info(f"train: the {streams} of {config.arch} on "
                  f"{config.dataset or 'the built-in motion dataset'}, into {config.output_dir}")
     try:
         summary = training.train(config)
     except (training.TrainingError, FileNotFoundError) as error:
         console.fail(f"{error}")
+    except OSError as error:  # a failed download: the message says how to go on offline
+        console.fail(str(error), console.EXIT_FAILED)
     if summary.get("already_done"):
         console.info(f"train: this run already finished ({summary['output_dir']}); pass "
                      "--overwrite to train again.")

@@ -24,6 +24,7 @@ from typing import Optional
 import keras
 import tensorflow as tf
 
+from i3d_keras.models import baselines
 from i3d_keras.models import i3d as i3d_model
 from i3d_keras.runtime import precision
 from i3d_keras.utils import outputs, plotting
@@ -31,6 +32,9 @@ from i3d_keras.utils import outputs, plotting
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 PRECISIONS = precision.PRECISIONS
 INITS = ("scratch", "imagenet", "kinetics", "kinetics_scratch")
+#: `arch` values: I3D and the paper's comparison models (`baselines.ARCHITECTURES`).
+ARCHITECTURES = tuple(baselines.ARCHITECTURES)
+STREAMS = ("rgb", "flow", "both")
 
 # The built-in motion dataset's recipe, sized for a 2-core CPU: 8 frames of
 # 32x32 pixels, batch 8, no dropout. XLA only with a GPU: on the CPU the 2D
@@ -110,8 +114,15 @@ def validate_config(config):
         if not condition:
             raise TrainingError(message)
 
-    check(config.stream in ("rgb", "flow", "both"),
+    check(config.arch in ARCHITECTURES,
+          f"`arch` must be one of {ARCHITECTURES}. Received: arch={config.arch!r}")
+    check(config.stream in STREAMS,
           f"`stream` must be 'rgb', 'flow' or 'both'. Received: stream={config.stream!r}")
+    two_stream = [name for name in ARCHITECTURES if baselines.input_modality(name) == "both"]
+    check(config.stream != "both" or config.arch == "i3d" or config.arch in two_stream,
+          f"`stream` 'both' (RGB and flow together) needs arch 'i3d' (trained as the "
+          f"two-stream I3D) or a two-stream architecture ({', '.join(two_stream)}). "
+          f"Received: arch={config.arch!r}, stream='both'")
     check(config.strategy in STRATEGIES,
           f"`strategy` must be one of {STRATEGIES}. Received: strategy={config.strategy!r}")
     check(config.mixed_precision in PRECISIONS,
@@ -135,6 +146,11 @@ def validate_config(config):
               or Path(init).is_dir(),
               f"`init` must be 'scratch', one of {pretrained.KEYWORDS}, a DeepMind checkpoint "
               f"name or an existing weights file. Received: init={init!r} (no such file)")
+        if not init.endswith((".keras", ".h5")):  # a checkpoint: its data beside its index
+            try:
+                deepmind.open_checkpoint(init)
+            except FileNotFoundError as error:
+                raise TrainingError(f"--init: {error}") from None
     if config.dataset is not None:
         check(Path(config.dataset).is_dir(),
               f"Expected a folder of prepared shards (tools/prepare_dataset.py). "
@@ -142,6 +158,41 @@ def validate_config(config):
         check(any(Path(config.dataset).glob("*.tfrecord*")),
               f"Expected TFRecord shards in the dataset folder. Received: dataset="
               f"{config.dataset!r} with no *.tfrecord files (run tools/prepare_dataset.py)")
+        _check_training_clips(config)
+
+
+def _check_training_clips(config):
+    """Refuses a training split with fewer clips than one batch (the training
+    pipeline drops the last partial batch, so an epoch would have no step)."""
+    from i3d_keras.data import records  # noqa: PLC0415
+
+    try:
+        splits = records.read_metadata(config.dataset)["splits"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise TrainingError(f"Expected a dataset folder with the metadata of "
+                            f"tools/prepare_dataset.py. Received: dataset={config.dataset!r} "
+                            f"({error})") from None
+    if config.train_split not in splits:
+        raise TrainingError(f"Expected a split named {config.train_split!r} in "
+                            f"{config.dataset}. Received: splits {sorted(splits)}")
+    clips = _num_clips(config.dataset, splits[config.train_split])
+    # With --steps_per_epoch the split repeats before batching: any clip will do.
+    repeats = config.steps_per_epoch is not None
+    if clips < (1 if repeats else config.batch_size):
+        expected = ("at least one training clip" if repeats else
+                    f"at least --batch_size={config.batch_size} training clips (one batch per "
+                    "step; or pass a smaller --batch_size)")
+        raise TrainingError(
+            f"Expected {expected}. Received: {clips} clip{'' if clips == 1 else 's'} in "
+            f"split {config.train_split!r} of {config.dataset}")
+
+
+def _num_clips(dataset, split):
+    """The videos of a split: its metadata's count, else its records counted."""
+    if split.get("num_videos") is not None:
+        return int(split["num_videos"])
+    files = sorted(str(p) for p in Path(dataset).glob(split["file_pattern"]))
+    return int(tf.data.TFRecordDataset(files).reduce(0, lambda n, _: n + 1)) if files else 0
 
 
 def _is_multi_worker(strategy):
@@ -286,16 +337,31 @@ def make_optimizer(config, total_steps):
     return keras.optimizers.Adam(schedule, weight_decay=weight_decay)
 
 
+def _models_with_layer(model, name):
+    """`model` if it has a layer `name`, else its nested models that have one
+    (the stream models of a two-stream model)."""
+    if any(layer.name == name for layer in model.layers):
+        return [model]
+    return [found for layer in model.layers if isinstance(layer, keras.Model)
+            for found in _models_with_layer(layer, name)]
+
+
 def freeze_until(model, endpoint):
-    """Freezes every layer up to and including the `endpoint` layer (graph order)."""
-    names = [layer.name for layer in model.layers]
-    if endpoint not in names:
+    """Freezes every layer up to and including the `endpoint` layer (graph order).
+
+    In a two-stream model (`TwoStreamI3D`), each stream is frozen up to its own
+    `endpoint`.
+    """
+    models = _models_with_layer(model, endpoint)
+    if not models:
         raise TrainingError(
             f"`freeze_until` must name a layer of the model, e.g. 'Mixed_4f'. "
             f"Received: freeze_until={endpoint!r}"
         )
-    for layer in model.layers[: names.index(endpoint) + 1]:
-        layer.trainable = False
+    for found in models:
+        names = [layer.name for layer in found.layers]
+        for layer in found.layers[: names.index(endpoint) + 1]:
+            layer.trainable = False
 
 
 def build_model(config, num_classes, synchronized_batch_norm=False):
@@ -319,22 +385,20 @@ def build_model(config, num_classes, synchronized_batch_norm=False):
         ]
         model = models[0] if len(models) == 1 else i3d_model.TwoStreamI3D(*models)
     else:
-        from i3d_keras.models import baselines  # noqa: PLC0415
-
         model = baselines.build_architecture(
             config.arch, num_classes, stream=config.stream, weights=weights,
             batch_norm_momentum=config.batch_norm_momentum, **common
         )
     if config.freeze_until:
         freeze_until(model, config.freeze_until)
-    return model
+    # `TwoStreamI3D` outputs {"logits", "probabilities"}; the loss and metrics
+    # take the fused logits (the view shares its layers and weights).
+    return baselines.classifier(model)
 
 
 def _input_modality(config):
     if config.arch == "i3d":
         return config.stream
-    from i3d_keras.models import baselines  # noqa: PLC0415
-
     return baselines.input_modality(config.arch, config.stream)
 
 
@@ -350,6 +414,8 @@ def build_datasets(config):
             num_frames=config.frames, size=config.image_size, batch_size=config.batch_size,
             modality=modality, seed=config.seed,
         )
+        if config.steps_per_epoch is not None:  # epochs of any length, as with shards
+            train = train.repeat()
         return train, val, list(motion_dataset.CLASSES)
     from i3d_keras.data import input_pipeline, records  # noqa: PLC0415
 
@@ -368,10 +434,16 @@ def build_datasets(config):
                                       seed=config.seed, repeat=config.steps_per_epoch is not None,
                                       **common)
     val = None
+    # Shards have no known cardinality: one epoch is one pass over the split's
+    # videos (the last partial batch dropped), one validation one pass over all
+    # of them. Unknown, Keras reads on until the data runs out and warns.
     if val_split is not None:
         val = input_pipeline.load_split(config.dataset, val_split, training=False, **common)
-    # Shards have no known cardinality: one epoch is one pass over the split's videos.
-    steps = splits[config.train_split].get("num_videos", 0) // config.batch_size
+        clips = _num_clips(config.dataset, splits[val_split])
+        if clips:
+            val = val.apply(tf.data.experimental.assert_cardinality(
+                -(-clips // config.batch_size)))
+    steps = _num_clips(config.dataset, splits[config.train_split]) // config.batch_size
     train = train.apply(tf.data.experimental.assert_cardinality(steps)) if steps and \
         config.steps_per_epoch is None else train
     return train, val, list(meta["classes"])
@@ -456,7 +528,8 @@ def read_history(csv_path):
     """The per-epoch metrics a CSVLogger wrote (all runs of a resumed training)."""
     if not Path(csv_path).exists():
         return {}
-    rows = list(csv.DictReader(open(csv_path, newline="")))
+    with open(csv_path, newline="") as f:
+        rows = list(csv.DictReader(f))
     history = {}
     for row in rows:
         for key, value in row.items():
@@ -593,9 +666,6 @@ def train(config, strategy=None, callbacks=()):
         summary = json.loads(done_marker.read_text())
         summary["already_done"] = True
         return summary
-    if config.overwrite:
-        _remove_run(out)
-    out.mkdir(parents=True, exist_ok=True)
 
     keras.utils.set_random_seed(config.seed)
     policy, reason = precision.choose_precision(config.mixed_precision)
@@ -606,11 +676,10 @@ def train(config, strategy=None, callbacks=()):
 
     train_ds, val_ds, class_names = build_datasets(config)
     steps = config.steps_per_epoch or int(train_ds.cardinality().numpy())
-    if steps <= 0:
+    if steps <= 0:  # `check_run` refused fewer clips than a batch: not expected here
         raise TrainingError(
-            "Expected at least one training batch per epoch. Received: "
-            f"{steps} steps (fewer clips than batch_size={config.batch_size}?)"
-        )
+            f"Expected at least one training batch per epoch. Received: {steps} steps "
+            f"(batch_size={config.batch_size})")
     with strategy.scope():
         try:
             model = build_model(config, len(class_names),
@@ -618,6 +687,8 @@ def train(config, strategy=None, callbacks=()):
         except (ValueError, FileNotFoundError) as error:  # e.g. --init of another model
             raise TrainingError(f"Cannot build the model (--init {config.init!r}, "
                                 f"--freeze_until {config.freeze_until!r}): {error}") from None
+        # Any other OSError is a failed download of the --init weights (its
+        # message says how to go on offline): it reaches the caller as it is.
         model.compile(
             optimizer=make_optimizer(config, steps * config.epochs),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -626,7 +697,11 @@ def train(config, strategy=None, callbacks=()):
                          k=min(5, len(class_names)), name="top5_accuracy")],
             jit_compile=xla,
         )
-    # Written once the run can start (a bad --init leaves no run to refuse later).
+    # The run folder is made (or emptied, with `overwrite`) once the run can start:
+    # a bad --init, a failed download or too few clips leave nothing behind.
+    if config.overwrite:
+        _remove_run(out)
+    out.mkdir(parents=True, exist_ok=True)
     outputs.write_json(out / "config.json", dataclasses.asdict(config))
     (out / "classes.txt").write_text("\n".join(class_names) + "\n")
 

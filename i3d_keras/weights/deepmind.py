@@ -45,6 +45,96 @@ def _is_slot(name):
     return name.endswith(_SLOT_SUFFIXES) or name in _IGNORED_NAMES
 
 
+def _varint(data, pos):
+    """Decodes a protobuf/LevelDB varint at `data[pos]`: `(value, next_pos)`."""
+    value = shift = 0
+    while True:
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, pos
+        shift += 7
+
+
+def _index_num_shards(index_path):
+    """The data-shard count a checkpoint's `.index` file records, or None.
+
+    The index is a table without compression whose first entry (an empty key)
+    holds a `BundleHeaderProto`; its field 1 is `num_shards`. Read by hand so
+    that the check needs neither TensorFlow nor a data file.
+    """
+    try:
+        with open(index_path, "rb") as f:
+            data = f.read(4096)
+        shared, pos = _varint(data, 0)
+        key_length, pos = _varint(data, pos)
+        value_length, pos = _varint(data, pos)
+        if shared or key_length:
+            return None
+        header, pos = data[pos:pos + value_length], 0
+        while pos < len(header):
+            tag, pos = _varint(header, pos)
+            field, wire = tag >> 3, tag & 7
+            if wire == 0:
+                value, pos = _varint(header, pos)
+                if field == 1:
+                    return value
+            elif wire == 2:
+                length, pos = _varint(header, pos)
+                pos += length
+            else:
+                return None
+    except (OSError, IndexError):
+        return None
+    return None
+
+
+def missing_data_files(prefix):
+    """The data shards a checkpoint prefix's `.index` names but that do not exist.
+
+    A TensorFlow (V2) checkpoint is `PREFIX.index` plus the shards
+    `PREFIX.data-00000-of-0000N`; an index alone (e.g. copied without its
+    data) opens, and only reading a variable fails.
+
+    Args:
+        prefix: a checkpoint prefix with `PREFIX.index` beside it.
+
+    Returns:
+        The missing shard paths (empty when all are there, or when `prefix`
+        has no `.index`).
+    """
+    prefix = os.fspath(prefix)
+    if not os.path.isfile(prefix + ".index"):
+        return []
+    num_shards = _index_num_shards(prefix + ".index")
+    if num_shards is None:  # an index this reader does not know: any shard will do
+        folder, base = os.path.split(prefix)
+        found = [n for n in os.listdir(folder or ".") if n.startswith(base + ".data-")]
+        return [] if found else [f"{prefix}.data-00000-of-00001"]
+    return [path for path in (f"{prefix}.data-{i:05d}-of-{num_shards:05d}"
+                              for i in range(num_shards)) if not os.path.isfile(path)]
+
+
+def check_data_files(prefix):
+    """Raises `FileNotFoundError` when a checkpoint's data shards are missing.
+
+    Args:
+        prefix: a checkpoint prefix (`.../model.ckpt`).
+
+    Raises:
+        FileNotFoundError: naming the missing `.data-*` files.
+    """
+    missing = missing_data_files(prefix)
+    if missing:
+        names = ", ".join(repr(os.path.basename(m)) for m in missing)
+        raise FileNotFoundError(
+            f"Expected a TensorFlow checkpoint: '{os.path.basename(prefix)}.index' and every "
+            f"data shard it names ({os.path.basename(prefix)}.data-NNNNN-of-NNNNN) in one "
+            f"folder. Received: path={prefix!r} without {names} (copy the .data-* "
+            "files beside the .index)")
+
+
 def open_checkpoint(path):
     """Opens a TensorFlow checkpoint and returns `(reader, {name: shape}, prefix)`.
 
@@ -59,7 +149,8 @@ def open_checkpoint(path):
         `(reader, shapes, resolved_prefix)`.
 
     Raises:
-        FileNotFoundError: nothing readable at `path`.
+        FileNotFoundError: nothing readable at `path`, or an index whose
+            data shards are missing.
     """
     import tensorflow as tf  # noqa: PLC0415
 
@@ -94,6 +185,7 @@ def open_checkpoint(path):
             f"Expected a readable TensorFlow checkpoint. Received: path={path!r} "
             f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})"
         ) from None
+    check_data_files(path)  # TensorFlow opens an index alone and fails on the first read
     return reader, reader.get_variable_to_shape_map(), path
 
 

@@ -68,9 +68,11 @@ def download_deepmind_checkpoint(name, cache_dir=None):
                 f"model.ckpt.{part}",
                 DEEPMIND_URL.format(name=name, part=part),
                 what=f"DeepMind's {name} checkpoint",
+                # Tool-neutral: train takes the weights as --init, predict as --model.
                 offline=(f"download data/checkpoints/{name}/model.ckpt.* of DeepMind's "
                          "kinetics-i3d repository elsewhere and pass the prefix "
-                         f"(.../{name}/model.ckpt) as --model, or pass a .keras file"),
+                         f"(.../{name}/model.ckpt) instead of the keyword (train.py --init, "
+                         "predict.py --model), or a .keras file"),
                 file_hash=DEEPMIND_FILE_HASHES.get((name, part)),
                 cache_subdir=os.path.join("i3d_keras", name),
                 cache_dir=cache_dir,

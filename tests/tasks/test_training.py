@@ -1,5 +1,6 @@
 """Tests for i3d_keras.tasks.training: tiny real runs, resuming, strategies, precision."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -268,3 +269,102 @@ def test_progress_lines_and_integer_epoch_ticks(tmp_path, monkeypatch):
         ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
         assert ticks == [1.0]
     close(figures[0])
+
+
+def test_arch_and_stream_are_checked_before_any_work(tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(training.TrainingError, match="`arch` must be one of .*'c3d'"):
+        training.train(training.TrainConfig(arch="bogus", output_dir=str(out), **TINY))
+    # "both" needs a model that takes RGB and flow: not a one-stream architecture.
+    with pytest.raises(training.TrainingError, match="arch='c3d', stream='both'"):
+        training.check_run(training.TrainConfig(arch="c3d", stream="both", output_dir=str(out)))
+    assert not out.exists()
+    assert training.check_run(training.TrainConfig(arch="two_stream_2d", stream="both",
+                                                   output_dir=str(out))).stream == "both"
+
+
+def test_stream_both_trains_the_two_stream_i3d_on_its_fused_logits(tmp_path):
+    config = training.TrainConfig(stream="both", output_dir=str(tmp_path), **dict(
+        TINY, num_train=4, num_val=4, epochs=1))
+    summary = training.train(config)
+    assert summary["epochs_run"] == 1
+    model = keras.models.load_model(tmp_path / "best.keras")
+    assert sorted(model.input) == ["flow", "rgb"] and model.output.shape == (None, 10)
+
+
+def test_freeze_until_freezes_each_stream_of_a_two_stream_model():
+    model = training.build_model(training.TrainConfig(
+        stream="both", frames=8, image_size=32, dropout_rate=0.0, batch_norm_momentum=0.9,
+        freeze_until="Mixed_4f"), 3)
+    streams = [layer for layer in model.layers if isinstance(layer, keras.Model)]
+    frozen = [layer for s in streams for layer in s.layers
+              if layer.name == "Mixed_4f_Branch_0_Conv3d_0a_1x1_conv_3d"]
+    assert len(frozen) == 2 and not any(layer.trainable for layer in frozen)
+
+
+def _tiny_shards(path, num_train, num_val=4):
+    from i3d_keras.data import motion_dataset
+
+    motion_dataset.write_motion_dataset(path, num_train=num_train, num_val=num_val,
+                                        num_frames=8, size=32, seed=1)
+    return str(path)
+
+
+def test_fewer_training_clips_than_a_batch_are_refused_before_work(tmp_path):
+    config = training.TrainConfig(stream="rgb", arch="c3d", dataset=_tiny_shards(
+        tmp_path / "data", num_train=2), output_dir=str(tmp_path / "run"), batch_size=8,
+        frames=8, image_size=32, xla=False, verbose=0)
+    for call in (training.check_run, training.train):
+        with pytest.raises(training.TrainingError,
+                           match=r"at least --batch_size=8 training clips.*Received: 2 clips"):
+            call(config)
+    assert not (tmp_path / "run").exists()
+    # With --steps_per_epoch the split repeats before batching: 2 clips do.
+    training.check_run(dataclasses.replace(config, steps_per_epoch=1))
+
+
+def test_a_failed_download_leaves_no_run_folder(tmp_path, monkeypatch):
+    def offline(*args, **kwargs):
+        raise Exception("URL fetch failure: [Errno -2] Name or service not known")  # noqa: TRY002
+
+    monkeypatch.setattr(keras.utils, "get_file", offline)
+    out = tmp_path / "run"
+    config = training.TrainConfig(stream="rgb", init="kinetics", freeze_until="Mixed_4f",
+                                  output_dir=str(out), **TINY)
+    with pytest.raises(OSError, match="could not download DeepMind's rgb_imagenet.*--init"):
+        training.train(config)
+    assert not out.exists()
+
+
+def test_a_checkpoint_init_without_its_data_is_refused_before_work(tmp_path):
+    from _checkpoints import write_checkpoint
+
+    prefix = tmp_path / "ckpt" / "model.ckpt"
+    write_checkpoint(prefix, {"RGB/inception_i3d/Conv3d_1a_7x7/conv_3d/w":
+                              np.zeros([7, 7, 7, 3, 64], "float32")})
+    (data,) = prefix.parent.glob("model.ckpt.data-*")
+    data.unlink()
+    out = tmp_path / "run"
+    with pytest.raises(training.TrainingError, match=f"--init: .*{data.name}"):
+        training.check_run(training.TrainConfig(init=str(prefix), output_dir=str(out)))
+    assert not out.exists()
+
+
+def test_epochs_never_run_out_of_data(tmp_path):
+    # Keras warns "Your input ran out of data" when a dataset of unknown size
+    # ends (the shards' validation split) or a non-repeated one is shorter
+    # than --steps_per_epoch (the motion dataset).
+    import warnings
+
+    data = _tiny_shards(tmp_path / "data", num_train=4)
+    runs = [training.TrainConfig(stream="rgb", arch="c3d", dataset=data, epochs=2, batch_size=2,
+                                 output_dir=str(tmp_path / "shards"), frames=8, image_size=32,
+                                 xla=False, verbose=0),
+            training.TrainConfig(stream="rgb", arch="c3d", output_dir=str(tmp_path / "motion"),
+                                 steps_per_epoch=3, **TINY)]
+    for config in runs:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            summary = training.train(config)
+        assert not [w for w in caught if "ran out of data" in str(w.message)], config
+        assert summary["epochs_run"] == config.epochs

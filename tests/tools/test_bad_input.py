@@ -411,3 +411,145 @@ def test_a_flag_that_needs_another_and_unexpected_arguments(files, tmp_path):
     # The messages name what was expected and what was received.
     line = assert_usage_error(run_tool("describe", "--frames", "0"), "--frames")
     assert re.search(r"0 is not .*(positive|>= 1)", line), line
+
+
+# ---------------------------------------------------------------------------
+# The benchmarks' and export's flags: refused while parsing, before any work
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("args, phrases", [
+    (["--frames", "abc"], ["flag --frames=abc: expected whole numbers >= 1", "Received: 'abc'"]),
+    (["--frames=-8"], ["flag --frames=-8: ", "Received: '-8'"]),
+    (["--frames="], ["flag --frames=: ", "Received: an empty list"]),
+    (["--litert_frames=16,x"], ["flag --litert_frames=16,x: ", "Received: 'x'"]),
+    (["--litert_quantizations="], ["--litert_quantizations", "Received: an empty list"]),
+    (["--precisions=float32,fp8"], ["--precisions", "Received: 'fp8'"]),
+    (["--repeats", "0"], ["flag --repeats=0: 0 is not a positive integer"]),
+    (["--image_size", "0"], ["--image_size"]),
+    (["--train_batch", "0"], ["--train_batch"]),
+    (["--train_frames", "0"], ["--train_frames"]),
+])
+def test_benchmark_numbers_and_lists_are_checked_while_parsing(args, phrases, tmp_path):
+    run = run_tool("benchmark", *args, "--output", tmp_path / "bench.json", cwd=tmp_path,
+                   timeout=120)
+    assert_usage_error(run, *phrases)
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("flag, received", [("--tools=", "an empty list"),
+                                            ("--streams=", "an empty list"),
+                                            ("--streams=flow", "'flow'"),
+                                            ("--seconds=30,0", "'0'")])
+def test_benchmark_streaming_refuses_an_empty_or_bad_list(flag, received, tmp_path):
+    run = run_tool("benchmark_streaming", flag, "--json", tmp_path / "bs.json", cwd=tmp_path,
+                   timeout=120)
+    assert_usage_error(run, f"flag {flag}: ", f"Received: {received}")
+    assert not list(tmp_path.iterdir())
+
+
+def test_benchmark_data_names_a_corrupt_or_too_short_video_before_timing(tmp_path):
+    clip = write_clip(tmp_path / "clip.mp4", frames=12)
+    truncated = tmp_path / "truncated.mp4"
+    truncated.write_bytes(clip.read_bytes()[:2000])
+    one = write_clip(tmp_path / "one.mp4", frames=1)
+    before = snapshot(tmp_path)
+    report = tmp_path / "data.json"
+    assert_usage_error(run_tool("benchmark_data", "--video", truncated, "--json", report),
+                       "--video must be a video that decodes", repr(str(truncated)))
+    assert_usage_error(run_tool("benchmark_data", "--video", one, "--json", report),
+                       "--video must have at least 21 frames", "--pairs 20",
+                       f"Received: {str(one)!r} with 1 frame")
+    assert_usage_error(run_tool("benchmark_data", "--video", clip, "--pairs", "4", "--video2",
+                                truncated), "--video2 must be a video that decodes")
+    assert snapshot(tmp_path) == before
+
+
+def test_export_refuses_flags_of_the_other_format(tmp_path):
+    model = tmp_path / "rgb.keras"
+    model.write_bytes(b"not loaded: the flags are checked first")
+    for args, phrases in (
+            (["--quantization", "float16", "--output", "x.tflite", "--frames", "8",
+              "--int8_io"],
+             ["--quantization, --output, --frames and --int8_io are for --format tflite only",
+              "Received: --quantization=float16 --output=x.tflite --frames=8 --int8_io with "
+              "--format saved_model"]),
+            (["--noverify"], ["--verify is for --format tflite only"]),
+            (["--format", "tflite", "--version", "3"],
+             ["--version is for --format saved_model only", "Received: --version=3"]),
+            (["--format", "tflite", "--output", "x.tflite", "--name", "mine"],
+             ["--name is for --format saved_model and the default LiteRT --output"]),
+            (["--format", "tflite", "--quantization", "float16", "--calibration_clips", "3"],
+             ["--calibration_clips is for --quantization int8 only",
+              "with --quantization float16"])):
+        assert_usage_error(run_tool("export", "--rgb_model", model, *args, cwd=tmp_path),
+                           *phrases)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rgb.keras"]
+
+
+def test_export_name_is_one_folder_and_an_existing_version_is_checked_first(tmp_path):
+    model = tmp_path / "rgb.keras"
+    model.write_bytes(b"not loaded: the version is checked first")
+    for name in ("../escaped", "", ".", "a/b"):
+        assert_usage_error(run_tool("export", "--rgb_model", model, "--base_dir", tmp_path / "sm",
+                                    f"--name={name}", cwd=tmp_path),
+                           f"flag --name={name}: expected one folder name",
+                           f"Received: {name!r}")
+    version = tmp_path / "sm" / "i3d" / "3"
+    version.mkdir(parents=True)
+    (version / "saved_model.pb").write_bytes(b"mine")
+    before = snapshot(tmp_path)
+    assert_usage_error(run_tool("export", "--rgb_model", model, "--base_dir", tmp_path / "sm",
+                                "--version", "3", cwd=tmp_path),
+                       "--version 3 of --name 'i3d' exists", "pass --overwrite to replace it")
+    assert snapshot(tmp_path) == before and not (tmp_path / "escaped").exists()
+
+
+def test_train_refuses_an_unknown_arch_and_a_stream_it_cannot_take_before_any_work(tmp_path):
+    out = tmp_path / "run"
+    assert_usage_error(run_tool("train", "--arch", "bogus", "--output_dir", out),
+                       "flag --arch=bogus", "two_stream_i3d")
+    assert_usage_error(run_tool("train", "--arch", "c3d", "--stream", "both", "--output_dir", out),
+                       "Received: arch='c3d', stream='both'")
+    assert not out.exists()
+
+
+def test_train_names_the_default_run_folder_it_trains_into(tmp_path):
+    from i3d_keras.tasks import training
+
+    # A finished run in the default folder: train says where it is and stops.
+    config = training.TrainConfig(arch="c3d").resolved()
+    run_dir = tmp_path / config.output_dir
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(config)))
+    (run_dir / "done.json").write_text(json.dumps({"output_dir": config.output_dir}))
+    run = run_tool("train", "--arch", "c3d", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stderr.splitlines()[0] == ("train: the rgb stream of c3d on the built-in motion "
+                                          "dataset, into runs/c3d_rgb_motion")
+
+
+def test_train_offline_init_download_is_one_line_exit_1_and_leaves_no_run_folder(tmp_path,
+                                                                                   monkeypatch):
+    from i3d_keras.data import motion_dataset
+
+    data = tmp_path / "data"
+    motion_dataset.write_motion_dataset(data, num_train=4, num_val=2, num_frames=8, size=32)
+    # Offline for sure: every download goes to a closed port, into an empty cache.
+    for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")
+    for name in ("no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    for init, what in (("kinetics", "DeepMind's rgb_imagenet checkpoint"),
+                       ("imagenet", "TF-slim's ImageNet Inception-V1 checkpoint")):
+        out = tmp_path / f"run_{init}"
+        run = run_tool("train", "--dataset", data, "--init", init, "--freeze_until", "Mixed_4f",
+                       "--frames", "8", "--image_size", "32", "--batch_size", "2",
+                       "--mixed_precision", "float32", "--output_dir", out, cwd=tmp_path)
+        assert run.returncode == 1, run.stderr[-3000:]
+        assert "Traceback" not in run.stderr and "bug" not in run.stderr, run.stderr[-3000:]
+        errors = [line for line in run.stderr.splitlines() if ": error: " in line]
+        assert errors == [run.stderr.strip().splitlines()[-1]], run.stderr
+        assert f"train: error: could not download {what}" in errors[0]
+        assert "--init" in errors[0]
+        assert not out.exists()

@@ -254,3 +254,38 @@ def test_published_cricket_outputs():
         order = np.argsort(-values)[: len(top)]
         assert [labels[i] for i in order] == [name for _, _, name in top], kind
         np.testing.assert_allclose(values[order], [logit for _, logit, _ in top], rtol=1e-3, atol=1e-3)
+
+
+def test_an_index_without_its_data_shard_is_named_before_any_read(tmp_path):
+    # A checkpoint copied without its .data-* file opens in TensorFlow (the
+    # index lists the variables) and only the first read of a value failed.
+    prefix = tmp_path / "rgb" / "model.ckpt"
+    write_checkpoint(prefix, {"RGB/inception_i3d/Conv3d_1a_7x7/conv_3d/w":
+                              np.zeros([7, 7, 7, 3, 64], "float32")})
+    (data,) = prefix.parent.glob("model.ckpt.data-*")
+    assert deepmind.missing_data_files(prefix) == []
+    data.unlink()
+    assert deepmind.missing_data_files(prefix) == [str(data)]
+    for path in (prefix, prefix.parent, str(prefix) + ".index"):
+        with pytest.raises(FileNotFoundError, match=data.name) as caught:
+            deepmind.from_deepmind_checkpoint(path)
+        assert "index" in str(caught.value) and "Received" in str(caught.value)
+    model = i3d_keras.InceptionI3D(400, "rgb", frames=8, image_size=32)
+    with pytest.raises(FileNotFoundError, match=data.name):
+        deepmind.load_deepmind_checkpoint(model, prefix)
+
+
+def test_shared_index_files_alone_are_refused_as_checkpoints(tmp_path):
+    real_variables("rgb_imagenet")  # skips without the shared data
+    prefix = CHECKPOINTS / "rgb_imagenet" / "model.ckpt"
+    if Path(str(prefix) + ".data-00000-of-00001").exists():
+        pytest.skip("the shared folder holds the data shard too")
+    with pytest.raises(FileNotFoundError, match=r"model\.ckpt\.data-00000-of-00001"):
+        deepmind.open_checkpoint(prefix)
+    result = subprocess.run(
+        [sys.executable, str(TOOL), f"--checkpoint={prefix}", f"--output={tmp_path}/x.keras"],
+        capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    assert "model.ckpt.data-00000-of-00001" in result.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "x.keras").exists()

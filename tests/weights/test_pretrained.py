@@ -158,3 +158,22 @@ def test_bad_weights_arguments(tmp_path):
     with pytest.raises(ValueError, match="Received: weights=3"):
         pretrained.load_pretrained(i3d_keras.InceptionI3D(image_size=SIZE), 3)
     assert deepmind.CHECKPOINT_NAMES[-1] == "rgb_scratch_kin600"
+
+
+def test_a_checkpoint_path_without_its_data_is_a_missing_file(tmp_path):
+    prefix, _ = synthetic_deepmind(tmp_path, "rgb_imagenet")
+    (data,) = prefix.parent.glob("model.ckpt.data-*")
+    data.unlink()
+    with pytest.raises(FileNotFoundError, match=data.name):
+        i3d_keras.InceptionI3D(400, "rgb", image_size=SIZE, weights=str(prefix))
+
+
+def test_a_failed_download_says_how_to_go_on_offline_in_any_tool(monkeypatch):
+    def offline(*args, **kwargs):
+        raise Exception("URL fetch failure: [Errno -2] Name or service not known")  # noqa: TRY002
+
+    monkeypatch.setattr(keras.utils, "get_file", offline)
+    with pytest.raises(OSError, match="could not download DeepMind's rgb_imagenet") as caught:
+        i3d_keras.InceptionI3D(400, "rgb", image_size=SIZE, weights="kinetics")
+    # train takes the weights as --init, predict as --model: the message names both.
+    assert "--init" in str(caught.value) and "--model" in str(caught.value)
