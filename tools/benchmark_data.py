@@ -33,7 +33,8 @@ from i3d_keras.utils import outputs  # noqa: E402
 
 _SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "videos"
 _VIDEO = flags.DEFINE_string("video", str(_SHARED / "arm_wrestling.mp4"),
-                             "A 340x256 video for the flow timings.")
+                             "A video for the flow timings (340x256 like Kinetics' to compare "
+                             "with the recorded figures).")
 _SECOND = flags.DEFINE_string("video2", str(_SHARED / "cleaning_pool.mp4"),
                               "A second video for the pipeline shards.")
 _TVL1_PAIRS = flags.DEFINE_integer("tvl1_pairs", 3, "Frame pairs timed for TV-L1.",

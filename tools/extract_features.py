@@ -56,7 +56,7 @@ _WINDOW = flags.DEFINE_integer("window", None, "Frames per window (default: whol
 _STRIDE = flags.DEFINE_integer("stride", None, "Frames between windows (default: window).",
                                 lower_bound=1)
 _FLOW_METHOD = flags.DEFINE_enum("flow_method", "tvl1", ["tvl1", "dis", "farneback"],
-                                 "Flow method (tvl1: paper; dis: ~90x faster).")
+                                 "Flow method (tvl1: paper; dis: ~100-200x faster).")
 _BATCH = flags.DEFINE_integer("batch_size", 4, "Windows per forward pass.", lower_bound=1)
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Recompute existing outputs (also when they "
                                "were made with other settings).")
@@ -83,6 +83,11 @@ def main(argv):
     precision.use_precision(_PRECISION.value, tool="extract_features")
     try:
         predictor = inference.load_predictor(_MODEL.value, _FLOW_MODEL.value, streams=streams)
+        missing = [s for s in streams if s not in predictor.streams]
+        if missing:  # before the line announcing the work
+            console.fail(f"--streams: expected streams the model has ({','.join(predictor.streams)}"
+                         f"; --flow_model adds flow). Received: --streams={','.join(streams)} "
+                         f"with {predictor.source}")
         console.info(f"extract_features: {console.plural(len(videos), 'video')} with "
                      f"{predictor.source} ({'+'.join(streams)}); writing to {_OUTPUT.value}")
         report = inference.extract_features(

@@ -18,7 +18,7 @@ Usage:
 
 `--input` is a folder (searched recursively for videos), a single video file,
 or a text file (`.txt`, `.lst`, `.list`) listing one video path per line. TV-L1 costs seconds of
-one core per 340x256 frame pair (1-3 s); `--method dis` is ~190x faster, noisier.
+one core per 340x256 frame pair (1-3 s); `--method dis` is ~100-200x faster, noisier.
 """
 
 from pathlib import Path

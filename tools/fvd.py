@@ -182,6 +182,10 @@ def main(argv):
         raise _UsageError("--real is required (and --generated, unless only --save_stats)")
     if not _GENERATED.value and not _SAVE_STATS.value:
         raise _UsageError("--generated is required (or --save_stats to cache the real set)")
+    if _SAVE_STATS.value and not _SAVE_STATS.value.endswith(".npz"):
+        # --real and --generated read a statistics file by its suffix.
+        raise _UsageError("--save_stats: expected a file name ending in .npz (what --real "
+                          f"and --generated read back). Received: {_SAVE_STATS.value!r}")
     given = [_REAL.value, _GENERATED.value, _WEIGHTS.value]
     for flag, path in (("json", _JSON.value), ("save_stats", _SAVE_STATS.value)):
         if path:

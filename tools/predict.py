@@ -12,7 +12,7 @@ Usage:
   python tools/predict.py --model kinetics video1.mp4 video2.avi
 
   # Two-stream Kinetics (RGB + flow; TV-L1 flow is slow: ~1-3 s per frame pair
-  # on one core; --flow_method dis is ~90x faster, noisier):
+  # on one core; --flow_method dis is ~100-200x faster, noisier):
   python tools/predict.py --model kinetics --streams rgb,flow --flow_method dis clip.mp4
 
   # What happens when in a long video: 64-frame windows every 32 frames, as a
@@ -91,7 +91,7 @@ _SOURCE = flags.DEFINE_string("source", None, "A live source instead of VIDEO fi
                               "index (0) or a stream URL (rtsp://, http://, ...).")
 _LIVE_WINDOW = 64  # frames (2.56 s) per window of a live source without --window
 _FLOW_METHOD = flags.DEFINE_enum("flow_method", "tvl1", ["tvl1", "dis", "farneback"],
-                                 "Flow for two-stream models (tvl1: paper; dis: ~90x faster).")
+                                 "Flow for two-stream models (tvl1: paper; dis: ~100-200x faster).")
 _WEIGHTS = flags.DEFINE_list("stream_weights", None, "rgb,flow weights of the logits sum.")
 _JSON = flags.DEFINE_string("json", None, "Also write the results to this JSON file.")
 _CSV = flags.DEFINE_string("csv", None, "Also write a row per window and rank to this CSV "
@@ -224,7 +224,11 @@ def main(argv):
         if not videos:
             console.fail(f"no videos found in {argv[1:]}")
     weights = _check_flags(argv, videos)
-    precision.use_precision(_PRECISION.value, tool="predict")
+    if inference.is_litert_file(_MODEL.value):
+        console.info("predict: precision: the LiteRT file's own (--mixed_precision applies "
+                     "to Keras models)")
+    else:
+        precision.use_precision(_PRECISION.value, tool="predict")
     try:
         predictor = inference.load_predictor(
             _MODEL.value, _FLOW_MODEL.value, labels=_LABELS.value, streams=_STREAMS.value)

@@ -40,7 +40,7 @@ from i3d_keras.data import parallel
 from i3d_keras.data import flow as flow_lib
 from i3d_keras.data import records
 from i3d_keras.data.video import VIDEO_EXTENSIONS, read_video
-from i3d_keras.utils import outputs
+from i3d_keras.utils import outputs, textfiles
 
 PathLike = Union[str, os.PathLike]
 
@@ -54,14 +54,11 @@ class DatasetLayoutError(ValueError):
 
 def _read_text(path: Path, what: str) -> str:
     """A listing file's text; `DatasetLayoutError` naming it when it is not text."""
-    data = Path(path).read_bytes()
     try:
-        if b"\0" in data:
-            raise UnicodeError("a NUL byte")
-        return data.decode("utf-8-sig")
-    except UnicodeError:
+        return textfiles.read_text_file(path)
+    except textfiles.NotTextError as error:
         raise DatasetLayoutError(f"Expected the {what} '{path}' to be UTF-8 text. Received: "
-                                 f"binary data ({len(data)} bytes)") from None
+                                 f"binary data ({error.size} bytes)") from None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -21,7 +21,7 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 import cv2
 import numpy as np
 
-from i3d_keras.utils import console, outputs
+from i3d_keras.utils import console, outputs, textfiles
 
 PathLike = Union[str, os.PathLike]
 
@@ -80,16 +80,13 @@ def find_videos(inputs: Sequence[PathLike], *, what: str = "VIDEO"
             videos += found
             root = path if len(inputs) == 1 else None
         elif path.suffix.lower() in LIST_EXTENSIONS and path.is_file():
-            data = path.read_bytes()
             try:
-                if b"\0" in data:
-                    raise UnicodeError("a NUL byte")
-                text = data.decode("utf-8")
-            except UnicodeError:
+                text = textfiles.read_text_file(path)
+            except textfiles.NotTextError as error:
                 raise outputs.OutputError(
                     f"{what} {os.fspath(spec)!r} is a {path.suffix} file but not a text list of "
                     "video paths, one per line (it holds binary data or is not UTF-8). "
-                    f"Received: a file of {len(data)} bytes") from None
+                    f"Received: a file of {error.size} bytes") from None
             lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
             videos += [Path(ln) if Path(ln).is_absolute() else path.parent / ln
                        for ln in lines]

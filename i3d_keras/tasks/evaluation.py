@@ -65,6 +65,11 @@ class EvaluationError(ValueError):
 # Metrics
 # ----------------------------------------------------------------------------
 
+def _not_a_folder(path: Path) -> str:
+    """Why `path` is not a dataset folder: a file in it was named, or nothing is there."""
+    return "a file: pass the folder that holds it" if path.exists() else "no such folder"
+
+
 def confusion_matrix(predictions, labels, num_classes: int) -> np.ndarray:
     """Counts `[num_classes, num_classes]`: row = true class, column = predicted.
 
@@ -312,7 +317,7 @@ def dataset_info(directory: PathLike, split: Optional[str] = None) -> Dict:
     directory = Path(directory)
     if not directory.is_dir():
         raise EvaluationError(f"Expected a dataset folder (from tools/prepare_dataset.py). "
-                              f"Received: '{directory}' (no such folder)")
+                              f"Received: '{directory}' ({_not_a_folder(directory)})")
     try:
         meta = records.read_metadata(directory)
     except (FileNotFoundError, ValueError) as error:

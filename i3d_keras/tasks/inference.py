@@ -22,7 +22,7 @@ Three entry points:
 
 Flow on the fly: `flow_method="tvl1"` (the paper's, and what the released flow
 weights expect) costs ~1-3 s of one core per frame pair at 340x256, so minutes
-per 10 s video; `"dis"` is ~90-190x faster and noisier (see `i3d_keras.data.flow`).
+per 10 s video; `"dis"` is ~100-200x faster and noisier (see `i3d_keras.data.flow`).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ import numpy as np
 import tensorflow as tf
 
 from i3d_keras.data import parallel
-from i3d_keras.utils import downloads, outputs
+from i3d_keras.utils import downloads, outputs, textfiles
 from i3d_keras.data import flow as flow_lib
 from i3d_keras.models.i3d import endpoint_model, logits_model
 from i3d_keras.data.video import (  # noqa: F401 (find_videos: the tools' inputs)
@@ -94,12 +94,9 @@ def read_class_names(path: PathLike) -> List[str]:
     if not path.is_file():
         raise FileNotFoundError(f"Expected a class-names file. Received: labels='{path}' "
                                 f"({'a folder' if path.is_dir() else 'no such file'})")
-    data = path.read_bytes()
     try:
-        if b"\0" in data:
-            raise UnicodeError("a NUL byte")
-        text = data.decode("utf-8-sig")
-    except UnicodeError:
+        text = textfiles.read_text_file(path)
+    except textfiles.NotTextError:
         raise ValueError(f"Expected a text file of class names (UTF-8). Received: '{path}' "
                          "holds binary data") from None
     if path.suffix.lower() == ".json":
@@ -532,6 +529,12 @@ def _litert_predictor(paths: Sequence[Path], class_names, stream_weights) -> Pre
                      source="LiteRT " + ", ".join(str(p) for p in paths))
 
 
+def is_litert_file(spec) -> bool:
+    """Whether a model argument names a LiteRT file (`.tflite`): it computes in
+    the precision it was exported with, whatever the Keras policy."""
+    return isinstance(spec, (str, os.PathLike)) and os.fspath(spec).endswith(".tflite")
+
+
 def load_predictor(model: Union[str, PathLike, keras.Model], flow_model=None, *,
                    labels: Optional[PathLike] = None, streams: Sequence[str] = ("rgb",),
                    stream_weights: Optional[Dict[str, float]] = None,
@@ -594,8 +597,7 @@ def load_predictor(model: Union[str, PathLike, keras.Model], flow_model=None, *,
             predictor.class_names = names
         return predictor
     names = read_class_names(labels) if labels is not None else None
-    litert = [os.fspath(s) for s in (model, flow_model)
-              if isinstance(s, (str, os.PathLike)) and os.fspath(s).endswith(".tflite")]
+    litert = [os.fspath(s) for s in (model, flow_model) if is_litert_file(s)]
     if litert:
         if len(litert) != len([s for s in (model, flow_model) if s is not None]):
             raise ModelLoadError("A LiteRT file can only be combined with another LiteRT file. "
@@ -837,7 +839,7 @@ def predict_videos(paths: Sequence[PathLike], predictor, *, top_k: int = 5,
         num_frames: None: the whole video (or the model's fixed clip length);
             else the centre clip of this many frames.
         flow_method: "tvl1" (the paper's; what DeepMind's flow weights expect;
-            ~1-3 s per frame pair on one CPU core) or "dis" (~90x faster,
+            ~1-3 s per frame pair on one CPU core) or "dis" (~100-200x faster,
             noisier) or "farneback".
         fps, short_side: decoding.
         image_size: crop size (default: the model's input size, else 224).
@@ -1148,7 +1150,7 @@ def extract_features(paths: Sequence[PathLike], output_dir: PathLike, predictor,
             Window i covers frames `[i * stride, i * stride + window)` at `fps`;
             frames after the last whole window are not covered; a video shorter
             than the window gives one looped window.
-        flow_method: "tvl1" (paper), "dis" (~90x faster) or "farneback".
+        flow_method: "tvl1" (paper), "dis" (~100-200x faster) or "farneback".
         fps, short_side: decoding.
         image_size: crop size (default: the model's, else 224).
         batch_size: windows per forward pass.

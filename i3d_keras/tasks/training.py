@@ -154,7 +154,8 @@ def validate_config(config):
     if config.dataset is not None:
         check(Path(config.dataset).is_dir(),
               f"Expected a folder of prepared shards (tools/prepare_dataset.py). "
-              f"Received: dataset={config.dataset!r} (no such folder)")
+              f"Received: dataset={config.dataset!r} "
+              f"({'a file: pass its folder' if Path(config.dataset).exists() else 'no such folder'})")
         check(any(Path(config.dataset).glob("*.tfrecord*")),
               f"Expected TFRecord shards in the dataset folder. Received: dataset="
               f"{config.dataset!r} with no *.tfrecord files (run tools/prepare_dataset.py)")
@@ -669,7 +670,13 @@ def train(config, strategy=None, callbacks=()):
 
     keras.utils.set_random_seed(config.seed)
     policy, reason = precision.choose_precision(config.mixed_precision)
-    keras.mixed_precision.set_global_policy(policy)
+    # Models are built in the run's policy; the caller's is restored after, also on
+    # an error (a caller's later models are not silently built in bfloat16).
+    with precision.policy_scope(policy):
+        return _train(config, out, policy, reason, strategy, callbacks)
+
+
+def _train(config, out, policy, reason, strategy, callbacks):
     strategy = strategy or make_strategy(config.strategy, config.num_cpu_devices)
     gpu = bool(tf.config.list_physical_devices("GPU"))
     xla = gpu if config.xla is None else config.xla
@@ -761,7 +768,7 @@ def train(config, strategy=None, callbacks=()):
         "curves_png": str(curves),
         "history": history,
     }
-    done_marker.write_text(json.dumps(summary, indent=1))
+    (out / "done.json").write_text(json.dumps(summary, indent=1))
     return summary
 
 

@@ -272,10 +272,14 @@ def unique_outputs(pairs: Sequence[Tuple[PathLike, PathLike]]) -> None:
     for source, out in pairs:
         key = Path(out).expanduser().resolve()
         if key in seen and not same_file(seen[key], source):
+            first = Path(seen[key]).expanduser().resolve()
+            fix = ("rename one of them (they differ only in their extension)"
+                   if first.parent == Path(source).expanduser().resolve().parent else
+                   "give them in their folders' common parent")
             raise OutputError(
                 f"two inputs would write the same output {os.fspath(out)!r}: "
-                f"{os.fspath(seen[key])!r} and {os.fspath(source)!r}; give them in their "
-                "folders' common parent, or run them into separate output folders")
+                f"{os.fspath(seen[key])!r} and {os.fspath(source)!r}; {fix}, or run them "
+                "into separate output folders")
         seen.setdefault(key, source)
 
 

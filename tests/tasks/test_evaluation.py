@@ -197,6 +197,8 @@ def test_bad_input(motion, streams, two_stream, tmp_path):
         evaluation.evaluate(two_stream, empty, progress=False)
     with pytest.raises(evaluation.EvaluationError, match="no such folder"):
         evaluation.evaluate(two_stream, tmp_path / "missing", progress=False)
+    with pytest.raises(evaluation.EvaluationError, match="a file: pass the folder"):
+        evaluation.evaluate(two_stream, next(motion.glob("*.metadata.json")), progress=False)
     # Metadata without its shards.
     no_shards = tmp_path / "no_shards"
     no_shards.mkdir()

@@ -146,8 +146,13 @@ def test_load_keras_file_and_saved_model(streams, tmp_path):
                                          image_size=SIZE)
     predictor = inference.load_predictor(str(saved))
     assert predictor.class_names == NAMES  # from the export
-    assert predictor.frames == FRAMES and predictor.image_size == (SIZE, SIZE)
+    # The export takes clips of any length: a whole video at once, as a Keras model does.
+    assert predictor.frames is None and predictor.image_size == (SIZE, SIZE)
     np.testing.assert_allclose(predictor.logits({"rgb": x})[0], expected, rtol=1e-5, atol=1e-5)
+    longer = np.concatenate([x, x[:, ::-1]], axis=1)
+    np.testing.assert_allclose(predictor.logits({"rgb": longer})[0],
+                               exporters._for_clips(streams["rgb"], 2 * FRAMES, SIZE, SIZE)(
+                                   longer).numpy(), rtol=1e-5, atol=1e-5)
     with pytest.raises(inference.ModelLoadError, match="SavedModel or LiteRT file gives logits"):
         predictor.feature_models()
 

@@ -368,3 +368,19 @@ def test_epochs_never_run_out_of_data(tmp_path):
             summary = training.train(config)
         assert not [w for w in caught if "ran out of data" in str(w.message)], config
         assert summary["epochs_run"] == config.epochs
+
+
+def test_the_callers_dtype_policy_is_restored_after_a_run_or_an_error(tmp_path, monkeypatch):
+    keras.config.set_dtype_policy("float32")
+    config = training.TrainConfig(stream="rgb", arch="c3d", mixed_precision="bfloat16",
+                                  output_dir=str(tmp_path / "run"), **dict(TINY, epochs=1))
+    assert training.train(config)["epochs_run"] == 1
+    assert keras.config.dtype_policy().name == "float32"
+    # A failed download of the --init weights: the run stops, the policy is still the caller's.
+    monkeypatch.setattr(keras.utils, "get_file", lambda *a, **k: (_ for _ in ()).throw(
+        Exception("URL fetch failure")))
+    with pytest.raises(OSError):
+        training.train(training.TrainConfig(stream="rgb", init="kinetics",
+                                            mixed_precision="bfloat16",
+                                            output_dir=str(tmp_path / "other"), **TINY))
+    assert keras.config.dtype_policy().name == "float32"

@@ -186,6 +186,10 @@ def test_fvd_never_replaces_its_inputs_or_outputs(tmp_path):
     np.savez(real, features=rng.normal(size=(8, 16)))
     before = snapshot(real)
     assert_usage_error(run_tool("fvd", "--real", real, "--save_stats", real), "one of the inputs")
+    # A name fvd could not read back as statistics is refused before any work.
+    assert_usage_error(run_tool("fvd", "--real", real, "--save_stats", tmp_path / "stats"),
+                       "ending in .npz")
+    assert not (tmp_path / "stats").exists()
     taken = tmp_path / "fvd.json"
     taken.write_text("mine")
     assert_usage_error(run_tool("fvd", "--real", real, "--generated", real, "--json", taken),
@@ -264,6 +268,12 @@ def test_extract_features_keeps_same_named_videos_apart_and_refuses_other_settin
     assert np.load(out / "a" / "clip.npy").shape == (1, 1024)
     assert_usage_error(run_tool("extract_features", *common[:-1], files["file"],
                                 *files["clips"]), "--output_dir", "is a file")
+    # A stream the model lacks is refused before the line that announces the work.
+    lacking = run_tool("extract_features", *common[:-1], tmp_path / "flow_features",
+                       "--streams", "flow", *files["clips"])
+    assert_usage_error(lacking, "--streams", "Received: --streams=flow", alone=False)
+    assert "writing to" not in lacking.stderr
+    assert not (tmp_path / "flow_features").exists()
 
 
 def test_extract_flow_refuses_other_settings_and_collisions(files, tmp_path):
@@ -553,3 +563,19 @@ def test_train_offline_init_download_is_one_line_exit_1_and_leaves_no_run_folder
         assert f"train: error: could not download {what}" in errors[0]
         assert "--init" in errors[0]
         assert not out.exists()
+
+
+def test_predict_with_a_litert_file_names_its_own_precision(files, tmp_path):
+    pytest.importorskip("ai_edge_litert", reason="needs the standalone ai-edge-litert runtime")
+    import keras
+
+    from i3d_keras.export import exporters
+
+    path = exporters.export_tflite(keras.models.load_model(files["rgb"]), tmp_path / "rgb.tflite",
+                                   frames=8, image_size=32)
+    run = run_tool("predict", "--model", path, "--mixed_precision", "bfloat16",
+                   "--num_frames", "8", files["clips"][0])
+    assert run.returncode == 0, run.stderr[-3000:]
+    # --mixed_precision is Keras' policy: the file computes as it was exported.
+    assert "precision: the LiteRT file's own" in run.stderr
+    assert "bfloat16" not in run.stderr

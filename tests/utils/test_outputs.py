@@ -100,8 +100,13 @@ def test_atomic_writes_keep_the_replaced_mode_or_follow_the_umask(tmp_path):
 
 def test_unique_outputs_and_common_root(tmp_path):
     a, b = tmp_path / "a" / "clip.mp4", tmp_path / "b" / "clip.mp4"
-    with pytest.raises(outputs.OutputError, match="two inputs would write the same output"):
+    with pytest.raises(outputs.OutputError, match="two inputs would write the same output.*"
+                       "common parent"):
         outputs.unique_outputs([(a, tmp_path / "o" / "x.npy"), (b, tmp_path / "o" / "x.npy")])
+    # In one folder, a common parent changes nothing: one must be renamed.
+    with pytest.raises(outputs.OutputError, match="rename one of them"):
+        outputs.unique_outputs([(a, tmp_path / "o" / "x.npy"),
+                                (a.with_suffix(".gif"), tmp_path / "o" / "x.npy")])
     outputs.unique_outputs([(a, tmp_path / "o" / "a.npy"), (b, tmp_path / "o" / "b.npy")])
     outputs.unique_outputs([(a, tmp_path / "o.npy"), (a, tmp_path / "o.npy")])  # the same input
     assert outputs.common_root([a, b]) == tmp_path
