@@ -96,8 +96,6 @@ def main(argv):
             root=root, overwrite=_OVERWRITE.value)
     except (FileNotFoundError, ValueError) as error:
         console.fail(str(error))
-    except OSError as error:  # a failed download: the message says how to go on offline
-        console.fail(str(error), console.EXIT_FAILED)
     print(f"Features ({'+'.join(report['streams'])}, {report['feature_dim']}-d): "
           f"{len(report['written'])} written, {len(report['skipped'])} already done, "
           f"{len(report['failed'])} failed of {console.plural(len(videos), 'video')}; in "

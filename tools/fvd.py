@@ -182,7 +182,7 @@ def main(argv):
         raise _UsageError("--real is required (and --generated, unless only --save_stats)")
     if not _GENERATED.value and not _SAVE_STATS.value:
         raise _UsageError("--generated is required (or --save_stats to cache the real set)")
-    if _SAVE_STATS.value and not _SAVE_STATS.value.endswith(".npz"):
+    if _SAVE_STATS.value and Path(_SAVE_STATS.value).suffix.lower() != ".npz":
         # --real and --generated read a statistics file by its suffix.
         raise _UsageError("--save_stats: expected a file name ending in .npz (what --real "
                           f"and --generated read back). Received: {_SAVE_STATS.value!r}")

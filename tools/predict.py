@@ -234,8 +234,6 @@ def main(argv):
             _MODEL.value, _FLOW_MODEL.value, labels=_LABELS.value, streams=_STREAMS.value)
     except (FileNotFoundError, ValueError) as error:
         console.fail(str(error))
-    except OSError as error:  # a failed download: the message says how to go on offline
-        console.fail(str(error), console.EXIT_FAILED)
     if weights:
         predictor.stream_weights.update(
             {k: v for k, v in weights.items() if k in predictor.stream_weights})

@@ -125,8 +125,6 @@ def main(argv):
         summary = training.train(config)
     except (training.TrainingError, FileNotFoundError) as error:
         console.fail(f"{error}")
-    except OSError as error:  # a failed download: the message says how to go on offline
-        console.fail(str(error), console.EXIT_FAILED)
     if summary.get("already_done"):
         console.info(f"train: this run already finished ({summary['output_dir']}); pass "
                      "--overwrite to train again.")

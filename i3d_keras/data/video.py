@@ -133,10 +133,12 @@ def opencv_path(path: PathLike) -> Iterator[str]:
     name = os.fspath(path)
     try:
         name.encode("utf-8")
+        plain = True
+    except UnicodeEncodeError:
+        plain = False
+    if plain:  # the caller's own errors pass through the `yield` untouched
         yield name
         return
-    except UnicodeEncodeError:
-        pass
     folder = tempfile.mkdtemp(prefix="i3d_keras-video-")
     suffix = "".join(c for c in Path(name).suffix if c.isascii() and c.isalnum())
     link = os.path.join(folder, "video" + ("." + suffix if suffix else ""))

@@ -277,6 +277,7 @@ def export_saved_model(
     # frame size is rebuilt for it (the same weights), and for clips of any
     # length where it can take them (I3D: a clip fixed by training, 8 frames,
     # made the 'preprocessed' signature refuse a whole video).
+    trained_frames = model.inputs[0].shape[1]  # recorded: evaluation's default clip
     try:
         model = _for_clips(model, None, image_size, image_size)
     except ExportError:  # a head that needs its clip length (a flattened clip)
@@ -294,6 +295,8 @@ def export_saved_model(
             "class_names": [c.decode() for c in module.class_names.numpy()],
             "image_size": image_size,
             "short_side": SHORT_SIDE,
+            # The clip length the model was built (trained) for; None: any.
+            "frames": trained_frames,
         }, indent=1))
         if target.exists():
             old = target.with_name(f".{target.name}.old")

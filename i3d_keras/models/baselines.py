@@ -550,7 +550,8 @@ def input_modality(name, stream="rgb"):
 
     Args:
         name: a key of `ARCHITECTURES`.
-        stream: the stream of one-stream architectures.
+        stream: the stream of one-stream architectures (ignored by two-stream
+            ones).
 
     Returns:
         `"rgb"`, `"flow"` (a single clip) or `"both"` (a dict
@@ -562,8 +563,10 @@ def input_modality(name, stream="rgb"):
     ('both', 'rgb')
     """
     _check_name(name)
+    if ARCHITECTURES[name][1] == "both":  # `stream` is ignored, as by `build_architecture`
+        return "both"
     _check_stream(stream)
-    return "both" if ARCHITECTURES[name][1] == "both" else stream
+    return stream
 
 
 def build_architecture(name, num_classes, frames=None, image_size=224, *, stream="rgb",

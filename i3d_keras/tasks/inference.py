@@ -462,7 +462,9 @@ def _saved_model_predictor(path: Path, class_names, stream_weights) -> Predictor
     size = tuple(shape[2:4]) if None not in tuple(shape[2:4]) else None
     return Predictor([_Part(name, streams, fn)], num_classes=num_classes,
                      class_names=class_names, stream_weights=weights, frames=shape[1],
-                     image_size=size, source=f"SavedModel {path}")
+                     image_size=size, source=f"SavedModel {path}",
+                     # Evaluation's default clip: the one the exported model was built for.
+                     native_frames=meta.get("frames"))
 
 
 def _litert_part(path: Path) -> Tuple[_Part, int, Tuple[int, ...], Optional[List[str]]]:

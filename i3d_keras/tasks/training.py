@@ -16,6 +16,7 @@ import csv
 import dataclasses
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -176,7 +177,15 @@ def _check_training_clips(config):
     if config.train_split not in splits:
         raise TrainingError(f"Expected a split named {config.train_split!r} in "
                             f"{config.dataset}. Received: splits {sorted(splits)}")
-    clips = _num_clips(config.dataset, splits[config.train_split])
+    try:
+        clips = _num_clips(config.dataset, splits[config.train_split])
+    except (KeyError, TypeError, ValueError) as error:
+        raise TrainingError(f"Expected the metadata of tools/prepare_dataset.py in "
+                            f"{config.dataset}. Received: split {config.train_split!r} without "
+                            f"{error}") from None
+    except tf.errors.DataLossError:
+        _raise_naming_corrupt_shard(config.dataset)
+        raise
     # With --steps_per_epoch the split repeats before batching: any clip will do.
     repeats = config.steps_per_epoch is not None
     if clips < (1 if repeats else config.batch_size):
@@ -752,6 +761,15 @@ def _train(config, out, policy, reason, strategy, callbacks):
     except tf.errors.DataLossError:
         _raise_naming_corrupt_shard(config.dataset)
         raise
+    except (tf.errors.FailedPreconditionError, tf.errors.InvalidArgumentError) as error:
+        found = re.search(r"Input dataset was expected to contain \d+ elements but "
+                          r"contained [^.]*", str(error))
+        if not found:  # not `assert_cardinality`'s: the batches the metadata counts
+            raise
+        raise TrainingError(
+            f"Expected the shards of {config.dataset} to hold the videos its metadata counts "
+            f"(num_videos). Received: batches of them: {found.group(0).replace('Input ', '')} "
+            "(convert the dataset again: tools/prepare_dataset.py --overwrite)") from None
     seconds = time.time() - start
     history = read_history(csv_path)
     curves = plot_history(history, out / "training_curves.png",

@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import errno
 import io
 import os
 import re
@@ -419,6 +420,12 @@ def stderr_is_terminal() -> bool:
         return False
 
 
+#: `OSError`s of the machine, not of i3d_keras: the tools say them in one line.
+_SYSTEM_ERRNOS = frozenset(getattr(errno, name) for name in (
+    "ENOSPC", "EDQUOT", "EROFS", "EACCES", "EPERM", "EMFILE", "ENFILE", "ENOMEM")
+    if hasattr(errno, name))
+
+
 def run(main: Callable[[List[str]], Optional[int]], argv: Optional[List[str]] = None, *,
         interrupted: str = "interrupted", arguments: bool = False) -> None:
     """`absl.app.run(main)` with the tools' exit codes and messages.
@@ -478,7 +485,14 @@ def run(main: Callable[[List[str]], Optional[int]], argv: Optional[List[str]] = 
             sys.exit(EXIT_FAILED)
         except (SystemExit, app.UsageError):
             raise
-        except Exception:  # noqa: BLE001 (a bug: show it, and say so)
+        except Exception as error:  # noqa: BLE001 (a bug: show it, and say so)
+            from i3d_keras.utils import downloads  # noqa: PLC0415
+
+            if isinstance(error, downloads.DownloadError):  # it says how to go on offline
+                fail(str(error), EXIT_FAILED)
+            if isinstance(error, OSError) and error.errno in _SYSTEM_ERRNOS:
+                # The system's refusal (a full disk, a read-only folder): not a bug.
+                fail(str(error), EXIT_FAILED)
             import traceback  # noqa: PLC0415
 
             traceback.print_exc()

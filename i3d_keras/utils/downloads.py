@@ -4,8 +4,9 @@ failure that says what was tried and how to go on offline.
 `keras.utils.get_file` prints "Downloading data from ..." and its progress bar
 on standard output, where the tools print only results, and raises a bare
 `Exception` without network access. `get_file` here keeps Keras' download,
-cache and hash check, moves its output to standard error and raises an
-`OSError` naming the file, the address and the offline way (the tools exit 1).
+cache and hash check, moves its output to standard error and raises a
+`DownloadError` (an `OSError`) naming the file, the address and the offline
+way (the tools exit 1).
 
 Example:
 
@@ -19,6 +20,11 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+
+
+class DownloadError(OSError):
+    """A download that failed; its message says how to go on offline (the
+    tools print it as it is and exit 1; other `OSError`s are not this)."""
 
 
 def get_file(fname: str, origin: str, *, what: str, offline: str, **kwargs) -> str:
@@ -37,7 +43,8 @@ def get_file(fname: str, origin: str, *, what: str, offline: str, **kwargs) -> s
         The local path.
 
     Raises:
-        OSError: the download failed (no network, a moved address, a wrong hash).
+        DownloadError: the download failed (no network, a moved address, a wrong
+            hash); an `OSError`.
     """
     import keras  # noqa: PLC0415 (only when something is downloaded)
 
@@ -52,7 +59,7 @@ def get_file(fname: str, origin: str, *, what: str, offline: str, **kwargs) -> s
     except Exception as error:  # noqa: BLE001 (get_file raises bare Exceptions)
         cache = kwargs.get("cache_dir") or "~/.keras"
         subdir = kwargs.get("cache_subdir") or "datasets"
-        raise OSError(f"could not download {what} from {origin} ({_short(error)}). Offline: "
+        raise DownloadError(f"could not download {what} from {origin} ({_short(error)}). Offline: "
                       f"{offline}; or put the file into the cache folder "
                       f"{cache}/{subdir}/ and rerun") from None
 
@@ -64,4 +71,4 @@ def _short(error: BaseException) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
 
 
-__all__ = ["get_file"]
+__all__ = ["DownloadError", "get_file"]

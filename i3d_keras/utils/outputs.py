@@ -190,6 +190,16 @@ def check_input_path(path: PathLike, *, flag: Optional[str] = None, kind: str = 
 
 
 def _umask() -> int:
+    """The process's umask, read without changing it where the system allows
+    (Linux 4.7+: `/proc/self/status`); `os.umask` can only be read by setting
+    it, which for a moment would apply to files other threads create."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
     mask = os.umask(0o22)
     os.umask(mask)
     return mask

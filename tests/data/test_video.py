@@ -139,3 +139,20 @@ def test_find_videos_lists_and_binary_files(tmp_path):
     with pytest.raises(OutputError, match=r"--input '.*blob.txt' is a .txt file but not a "
                                           r"text list .* Received: a file of 1024 bytes"):
         find_videos([blob], what="--input")
+
+
+def test_opencv_path_lets_the_callers_own_errors_through(tmp_path):
+    import os
+
+    from i3d_keras.data.video import opencv_path
+
+    # An error raised in the block (even a UnicodeEncodeError) is the caller's,
+    # not a reason to retry with a link.
+    with pytest.raises(UnicodeEncodeError):
+        with opencv_path(tmp_path / "clip.mp4"):
+            "\udcff".encode("utf-8")
+    if os.name == "posix":
+        with pytest.raises(KeyError, match="mine"):
+            with opencv_path(os.fsdecode(os.fsencode(str(tmp_path)) + b"/clip\xff.mp4")) as name:
+                assert os.path.basename(name) == "video.mp4"
+                raise KeyError("mine")

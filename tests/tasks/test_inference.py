@@ -148,6 +148,7 @@ def test_load_keras_file_and_saved_model(streams, tmp_path):
     assert predictor.class_names == NAMES  # from the export
     # The export takes clips of any length: a whole video at once, as a Keras model does.
     assert predictor.frames is None and predictor.image_size == (SIZE, SIZE)
+    assert predictor.native_frames == FRAMES  # evaluation's default clip, as the .keras's
     np.testing.assert_allclose(predictor.logits({"rgb": x})[0], expected, rtol=1e-5, atol=1e-5)
     longer = np.concatenate([x, x[:, ::-1]], axis=1)
     np.testing.assert_allclose(predictor.logits({"rgb": longer})[0],

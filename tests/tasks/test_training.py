@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -230,16 +231,19 @@ def test_mixed_precision_policies():
 def test_bfloat16_step_runs(tmp_path, rng):
     import i3d_keras
 
-    try:
-        # The run machinery under a mixed policy (C3D: fast on CPU) ...
-        summary = training.train(training.TrainConfig(
-            stream="flow", arch="c3d", output_dir=str(tmp_path), mixed_precision="bfloat16",
-            **{**TINY, "epochs": 1, "num_train": 4, "num_val": 4}))
-        # ... and I3D's own layers (builtin-op pooling, adaptive head) in bfloat16.
+    from i3d_keras.runtime import precision
+
+    # The run machinery under a mixed policy (C3D: fast on CPU) ...
+    summary = training.train(training.TrainConfig(
+        stream="flow", arch="c3d", output_dir=str(tmp_path), mixed_precision="bfloat16",
+        **{**TINY, "epochs": 1, "num_train": 4, "num_val": 4}))
+    trained = keras.models.load_model(tmp_path / "last.keras")
+    assert "bfloat16" in {layer.compute_dtype for layer in trained.layers}
+    assert keras.config.dtype_policy().name == "float32"  # the caller's, restored
+    # ... and I3D's own layers (builtin-op pooling, adaptive head) in bfloat16.
+    with precision.policy_scope("mixed_bfloat16"):
         model = i3d_keras.InceptionI3D(3, "flow", frames=4, image_size=32)
         logits = model(rng.uniform(-1, 1, (1, 4, 32, 32, 2)).astype("float32"), training=True)
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
     assert np.isfinite(summary["history"]["loss"][0])
     assert model.get_layer("Conv3d_1a_7x7_conv_3d").compute_dtype == "bfloat16"
     assert logits.dtype == "float32" and np.all(np.isfinite(logits))
@@ -384,3 +388,27 @@ def test_the_callers_dtype_policy_is_restored_after_a_run_or_an_error(tmp_path, 
                                             mixed_precision="bfloat16",
                                             output_dir=str(tmp_path / "other"), **TINY))
     assert keras.config.dtype_policy().name == "float32"
+
+
+def test_shards_that_hold_fewer_videos_than_their_metadata_are_a_clear_error(tmp_path):
+    data = Path(_tiny_shards(tmp_path / "data", num_train=4))
+    (meta,) = data.glob("*.metadata.json")
+    info = json.loads(meta.read_text())
+    info["splits"]["validation" if "validation" in info["splits"] else "val"]["num_videos"] = 40
+    meta.write_text(json.dumps(info))
+    config = training.TrainConfig(stream="rgb", arch="c3d", dataset=str(data), epochs=1,
+                                  batch_size=2, output_dir=str(tmp_path / "run"), frames=8,
+                                  image_size=32, xla=False, verbose=0)
+    with pytest.raises(training.TrainingError, match=r"metadata counts.*expected to contain "
+                                                     r"20 elements but contained only 2.*"
+                                                     r"prepare_dataset\.py --overwrite"):
+        training.train(config)
+
+
+def test_a_two_stream_comparison_model_trains_on_stream_both(tmp_path):
+    config = training.TrainConfig(arch="two_stream_2d", stream="both",
+                                  output_dir=str(tmp_path / "run"),
+                                  **dict(TINY, num_train=4, num_val=4, epochs=1))
+    assert training.train(config)["epochs_run"] == 1
+    model = keras.models.load_model(tmp_path / "run" / "best.keras")
+    assert sorted(model.input) == ["flow", "rgb"]

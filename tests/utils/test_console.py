@@ -211,6 +211,12 @@ def main(argv):
         raise outputs.OutputError("--json 'x.json' exists; pass --overwrite to replace it")
     if what == "bug":
         raise ZeroDivisionError("a bug")
+    if what == "download":
+        from i3d_keras.utils import downloads
+        raise downloads.DownloadError("could not download x from y. Offline: pass a file")
+    if what == "disk":
+        import errno
+        raise OSError(errno.ENOSPC, "No space left on device", "out/best.keras")
     if what == "wait":
         print("ready", flush=True)
         time.sleep(60)
@@ -222,6 +228,9 @@ console.run(main, interrupted="interrupted; rerun the same command to resume")
 @pytest.mark.parametrize("what, code, expected", [
     ("output", 2, "tool_name: error: --json 'x.json' exists; pass --overwrite to replace it"),
     ("bug", 1, "tool_name: error: this is a bug in i3d_keras"),
+    # Not bugs: a failed download says how to go on offline; a full disk is the machine's.
+    ("download", 1, "tool_name: error: could not download x from y. Offline: pass a file"),
+    ("disk", 1, "tool_name: error: [Errno 28] No space left on device: 'out/best.keras'"),
 ])
 def test_run_turns_usage_errors_into_a_sentence_and_shows_bugs(what, code, expected):
     run = subprocess.run([sys.executable, "-c", _TOOL_SCRIPT, what], capture_output=True,
@@ -229,8 +238,8 @@ def test_run_turns_usage_errors_into_a_sentence_and_shows_bugs(what, code, expec
     assert run.returncode == code, run.stderr
     lines = run.stderr.strip().splitlines()
     assert lines[-1].startswith(expected)
-    if what == "output":
-        assert len(lines) == 1  # a mistake of the user's: no traceback
+    if what != "bug":
+        assert len(lines) == 1  # not a bug of i3d_keras: no traceback
     else:
         assert "Traceback" in run.stderr and "ZeroDivisionError: a bug" in run.stderr
 

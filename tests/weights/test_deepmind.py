@@ -263,6 +263,7 @@ def test_an_index_without_its_data_shard_is_named_before_any_read(tmp_path):
     write_checkpoint(prefix, {"RGB/inception_i3d/Conv3d_1a_7x7/conv_3d/w":
                               np.zeros([7, 7, 7, 3, 64], "float32")})
     (data,) = prefix.parent.glob("model.ckpt.data-*")
+    assert deepmind._index_num_shards(f"{prefix}.index") == 1  # read from the index itself
     assert deepmind.missing_data_files(prefix) == []
     data.unlink()
     assert deepmind.missing_data_files(prefix) == [str(data)]
@@ -289,3 +290,19 @@ def test_shared_index_files_alone_are_refused_as_checkpoints(tmp_path):
     assert "Traceback" not in result.stderr
     assert "model.ckpt.data-00000-of-00001" in result.stderr.strip().splitlines()[-1]
     assert not (tmp_path / "x.keras").exists()
+
+
+def test_a_sharded_checkpoint_names_each_missing_shard(tmp_path):
+    import tensorflow as tf
+
+    variables = {f"v{i}": tf.Variable(tf.zeros([1000])) for i in range(4)}
+    options = tf.train.CheckpointOptions(experimental_sharding_callback=(
+        tf.train.experimental.MaxShardSizePolicy(max_shard_size=4000)))
+    prefix = tf.train.Checkpoint(**variables).write(str(tmp_path / "ckpt"), options=options)
+    assert deepmind._index_num_shards(f"{prefix}.index") == 4
+    assert deepmind.missing_data_files(prefix) == []
+    gone = tmp_path / "ckpt.data-00002-of-00004"
+    gone.unlink()
+    assert deepmind.missing_data_files(prefix) == [str(gone)]
+    with pytest.raises(FileNotFoundError, match="'ckpt.data-00002-of-00004'"):
+        deepmind.check_data_files(prefix)
