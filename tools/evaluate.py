@@ -137,9 +137,10 @@ def main(argv):
             info = evaluation.dataset_info(dataset, split)  # fail fast on bad data
             if reference is not None:
                 evaluation.check_reference(reference, info, _MAX.value)
-            if inference.is_litert_file(_MODEL.value):
-                console.info("evaluate: precision: the LiteRT file's own (--mixed_precision applies "
-                             "to Keras models)")
+            exported = inference.exported_kind(_MODEL.value)
+            if exported:
+                console.info(f"evaluate: precision: the {exported}'s own (--mixed_precision "
+                             "applies to Keras models)")
             else:
                 precision.use_precision(_PRECISION.value, tool="evaluate")
             predictor = inference.load_predictor(_MODEL.value, _FLOW_MODEL.value)

@@ -224,9 +224,10 @@ def main(argv):
         if not videos:
             console.fail(f"no videos found in {argv[1:]}")
     weights = _check_flags(argv, videos)
-    if inference.is_litert_file(_MODEL.value):
-        console.info("predict: precision: the LiteRT file's own (--mixed_precision applies "
-                     "to Keras models)")
+    exported = inference.exported_kind(_MODEL.value)
+    if exported:
+        console.info(f"predict: precision: the {exported}'s own (--mixed_precision "
+                     "applies to Keras models)")
     else:
         precision.use_precision(_PRECISION.value, tool="predict")
     try:

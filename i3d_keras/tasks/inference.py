@@ -532,9 +532,19 @@ def _litert_predictor(paths: Sequence[Path], class_names, stream_weights) -> Pre
 
 
 def is_litert_file(spec) -> bool:
-    """Whether a model argument names a LiteRT file (`.tflite`): it computes in
-    the precision it was exported with, whatever the Keras policy."""
+    """Whether a model argument names a LiteRT file (`.tflite`)."""
     return isinstance(spec, (str, os.PathLike)) and os.fspath(spec).endswith(".tflite")
+
+
+def exported_kind(spec) -> Optional[str]:
+    """"LiteRT file" or "SavedModel" when a model argument names an export, which
+    computes in the precision it was exported with, whatever Keras' policy;
+    else None (a `.keras` file, a checkpoint, a keyword, a model)."""
+    if is_litert_file(spec):
+        return "LiteRT file"
+    if isinstance(spec, (str, os.PathLike)) and (Path(spec) / "saved_model.pb").is_file():
+        return "SavedModel"
+    return None
 
 
 def load_predictor(model: Union[str, PathLike, keras.Model], flow_model=None, *,

@@ -146,6 +146,9 @@ def test_load_keras_file_and_saved_model(streams, tmp_path):
                                          image_size=SIZE)
     predictor = inference.load_predictor(str(saved))
     assert predictor.class_names == NAMES  # from the export
+    # Exports compute as exported: the tools do not claim Keras' policy for them.
+    assert [inference.exported_kind(s) for s in (saved, path, "kinetics", "x.tflite")] == [
+        "SavedModel", None, None, "LiteRT file"]
     # The export takes clips of any length: a whole video at once, as a Keras model does.
     assert predictor.frames is None and predictor.image_size == (SIZE, SIZE)
     assert predictor.native_frames == FRAMES  # evaluation's default clip, as the .keras's
