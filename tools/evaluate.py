@@ -137,12 +137,7 @@ def main(argv):
             info = evaluation.dataset_info(dataset, split)  # fail fast on bad data
             if reference is not None:
                 evaluation.check_reference(reference, info, _MAX.value)
-            exported = inference.exported_kind(_MODEL.value)
-            if exported:
-                console.info(f"evaluate: precision: the {exported}'s own (--mixed_precision "
-                             "applies to Keras models)")
-            else:
-                precision.use_precision(_PRECISION.value, tool="evaluate")
+            inference.use_precision_for(_MODEL.value, _PRECISION.value, tool="evaluate")
             predictor = inference.load_predictor(_MODEL.value, _FLOW_MODEL.value)
         except (FileNotFoundError, ValueError) as error:
             console.fail(str(error))

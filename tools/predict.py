@@ -224,12 +224,7 @@ def main(argv):
         if not videos:
             console.fail(f"no videos found in {argv[1:]}")
     weights = _check_flags(argv, videos)
-    exported = inference.exported_kind(_MODEL.value)
-    if exported:
-        console.info(f"predict: precision: the {exported}'s own (--mixed_precision "
-                     "applies to Keras models)")
-    else:
-        precision.use_precision(_PRECISION.value, tool="predict")
+    inference.use_precision_for(_MODEL.value, _PRECISION.value, tool="predict")
     try:
         predictor = inference.load_predictor(
             _MODEL.value, _FLOW_MODEL.value, labels=_LABELS.value, streams=_STREAMS.value)

@@ -547,6 +547,26 @@ def exported_kind(spec) -> Optional[str]:
     return None
 
 
+def use_precision_for(model, mixed_precision: str = "auto", *,
+                      tool: Optional[str] = None) -> Optional[str]:
+    """`precision.use_precision` for the models a tool is about to load: Keras'
+    policy for Keras models; for an export (`exported_kind`), which computes as
+    it was exported, nothing is set and the tool says so.
+
+    Returns:
+        The policy name set, or None for an export.
+    """
+    from i3d_keras.runtime import precision  # noqa: PLC0415
+    from i3d_keras.utils import console  # noqa: PLC0415
+
+    exported = exported_kind(model)
+    if exported is None:
+        return precision.use_precision(mixed_precision, tool=tool)
+    console.info(f"{tool + ': ' if tool else ''}precision: the {exported}'s own "
+                 "(--mixed_precision applies to Keras models)")
+    return None
+
+
 def load_predictor(model: Union[str, PathLike, keras.Model], flow_model=None, *,
                    labels: Optional[PathLike] = None, streams: Sequence[str] = ("rgb",),
                    stream_weights: Optional[Dict[str, float]] = None,
