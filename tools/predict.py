@@ -2,8 +2,8 @@
 of a long video or a live stream, with a timeline picture and an annotated video.
 
 Reference: Carreira & Zisserman, "Quo Vadis, Action Recognition?", CVPR 2017.
-Videos are decoded at 25 fps with the short side resized to 256 and the centre
-224x224 crop (or the model's size) is classified; for two-stream models flow is
+Videos are decoded at 25 fps with the short side resized to 256 (--short_side) and
+the centre 224x224 crop (or the model's size) is classified; for two-stream models flow is
 computed on the fly and the logits are added. Videos are read as the windows
 need them, so memory stays bounded whatever their length (i3d_keras.data.streaming).
 
@@ -87,6 +87,10 @@ _WINDOW = flags.DEFINE_integer("window", None, "Frames per window: classify ever
 _STRIDE = flags.DEFINE_integer("stride", None, "Frames between window starts (default: "
                                "--window; larger leaves gaps).", lower_bound=1)
 _BATCH = flags.DEFINE_integer("batch_size", 1, "Windows per forward pass.", lower_bound=1)
+_SHORT_SIDE = flags.DEFINE_integer("short_side", 256, "Resize each frame's short side to this "
+                                   "before the centre crop: the paper's 256, or the "
+                                   "--short_side the model's training data was prepared with.",
+                                   lower_bound=16, upper_bound=4096)
 _SOURCE = flags.DEFINE_string("source", None, "A live source instead of VIDEO files: a camera "
                               "index (0) or a stream URL (rtsp://, http://, ...).")
 _LIVE_WINDOW = 64  # frames (2.56 s) per window of a live source without --window
@@ -233,6 +237,10 @@ def main(argv):
     if weights:
         predictor.stream_weights.update(
             {k: v for k, v in weights.items() if k in predictor.stream_weights})
+    crop = min(predictor.image_size or (inference.DEFAULT_IMAGE_SIZE,))
+    if _SHORT_SIDE.value < crop:
+        console.fail(f"--short_side must be at least the centre crop, {crop} px (the model's "
+                     f"input). Received: --short_side={_SHORT_SIDE.value}")
     live = _SOURCE.value is not None
     window = _WINDOW.value or (_LIVE_WINDOW if live else None)
     if predictor.frames is not None and window is not None and window != predictor.frames:
@@ -250,7 +258,7 @@ def main(argv):
         try:
             results = inference.predict_videos(
                 videos, predictor, top_k=_TOP_K.value, num_frames=_NUM_FRAMES.value,
-                flow_method=_FLOW_METHOD.value)
+                flow_method=_FLOW_METHOD.value, short_side=_SHORT_SIDE.value)
         except ValueError as error:  # e.g. --num_frames against a fixed-length model
             console.fail(str(error))
         for r in results:
@@ -276,7 +284,7 @@ def main(argv):
                 result = inference.predict_windows(
                     source, predictor, window=window, stride=_STRIDE.value, top_k=_TOP_K.value,
                     batch_size=1 if live else _BATCH.value, flow_method=_FLOW_METHOD.value,
-                    on_window=on_window if window else None)
+                    short_side=_SHORT_SIDE.value, on_window=on_window if window else None)
                 results.append(result)
                 _print_result(result, bool(window))
                 bar.update(1, failed=0 if result["ok"] else 1)

@@ -579,3 +579,19 @@ def test_predict_with_a_litert_file_names_its_own_precision(files, tmp_path):
     # --mixed_precision is Keras' policy: the file computes as it was exported.
     assert "precision: the LiteRT file's own" in run.stderr
     assert "bfloat16" not in run.stderr
+
+
+def test_predict_short_side_matches_the_training_data_and_is_checked(files, tmp_path):
+    # A model trained on data prepared with --short_side 48 sees frames at that scale.
+    results = {}
+    for short_side in ("48", "256"):
+        out = tmp_path / f"{short_side}.json"
+        run = run_tool("predict", "--model", files["rgb"], "--mixed_precision", "float32",
+                       "--short_side", short_side, "--json", out, files["clips"][0])
+        assert run.returncode == 0, run.stderr[-3000:]
+        results[short_side] = json.loads(out.read_text())
+    assert results["48"] != results["256"]  # another part of the scene, another scale
+    assert_usage_error(run_tool("predict", "--model", files["rgb"], "--short_side", "20",
+                                files["clips"][0]),
+                       "--short_side must be at least the centre crop, 32 px",
+                       "Received: --short_side=20", alone=False)
